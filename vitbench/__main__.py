@@ -1,0 +1,5 @@
+"""``python -m vitbench`` is the ``vitbench`` command."""
+
+from .cli import main
+
+main()

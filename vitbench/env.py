@@ -1,0 +1,166 @@
+"""The environment a number was measured in: hardware, software, threads and machine load.
+
+Latency only means something next to the machine it came from, so every result file
+carries :func:`environment`. Cheap parts (CPU, load) import nothing heavy; the
+software part imports torch lazily.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import sys
+from typing import Any, Optional
+
+
+def usable_cpus() -> int:
+    """CPUs this process may run on (its affinity mask), not the machine's total."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not Linux
+        return os.cpu_count() or 1
+
+
+def default_threads() -> int:
+    """One fewer than the usable CPUs (at least 1): a core stays free for the OS and the
+    harness, which avoids the oversubscription cliff on small shared machines."""
+    return max(1, usable_cpus() - 1)
+
+
+def load_average() -> Optional[float]:
+    """The 1-minute load average, or None where the OS has none."""
+    try:
+        return round(os.getloadavg()[0], 2)
+    except (AttributeError, OSError):  # pragma: no cover
+        return None
+
+
+def oversubscription_warning(threads: int) -> Optional[str]:
+    """A warning when other work already keeps the CPUs busy, or None on a quiet machine.
+
+    With more runnable threads than cores, OpenMP threads wait on each other and a forward
+    pass can take tens of times longer than on a quiet machine.
+    """
+    load = load_average()
+    cpus = usable_cpus()
+    if threads > cpus:
+        return (f"{threads} threads on {cpus} usable CPUs: threads will fight; "
+                f"latency will be unreliable")
+    if load is not None and load + threads > cpus + 0.5:
+        return (f"machine busy: load average {load:.2f} on {cpus} CPUs before the run, and "
+                f"{threads} measuring thread(s); latency may be inflated and will vary "
+                f"(close other work, or use --threads 1)")
+    return None
+
+
+def cpu_model() -> str:
+    """The CPU's marketing name, e.g. 'AMD EPYC 7B13', from /proc/cpuinfo where present."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as handle:
+            for line in handle:
+                if line.lower().startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def resolve_device(device: str) -> str:
+    """'auto' → 'cuda' when a GPU is visible, else 'cpu'."""
+    if device != "auto":
+        return device
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def _version(module: str) -> Optional[str]:
+    from importlib import metadata
+
+    try:
+        return metadata.version(module)
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def environment(*, with_gpu: bool = True) -> dict[str, Any]:
+    """Fingerprint of this machine and software stack (JSON-serialisable)."""
+    from . import __version__
+
+    info: dict[str, Any] = {
+        "vitbench": __version__,
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "hostname": platform.node(),
+        "cpu": cpu_model(),
+        "cpu_count_logical": os.cpu_count(),
+        "cpu_count_usable": usable_cpus(),
+        "load_average_1m": load_average(),
+    }
+    try:
+        import psutil
+
+        info["cpu_count_physical"] = psutil.cpu_count(logical=False)
+        info["memory_total_gib"] = round(psutil.virtual_memory().total / 2**30, 1)
+    except Exception:  # noqa: BLE001 - optional detail
+        pass
+    for package in ("torch", "torchvision", "timm", "fvcore", "numpy", "transformers"):
+        info[package] = _version(package)
+    if "torch" in sys.modules or with_gpu:
+        info.update(_torch_details(with_gpu))
+    return info
+
+
+def _torch_details(with_gpu: bool) -> dict[str, Any]:
+    import torch
+
+    details: dict[str, Any] = {
+        "torch_num_threads": torch.get_num_threads(),
+        "torch_num_interop_threads": torch.get_num_interop_threads(),
+        "mkldnn": bool(torch.backends.mkldnn.is_available()),
+        "cuda_available": torch.cuda.is_available(),
+    }
+    if with_gpu and torch.cuda.is_available():
+        index = torch.cuda.current_device()
+        props = torch.cuda.get_device_properties(index)
+        details.update({
+            "gpu": props.name,
+            "gpu_memory_gib": round(props.total_memory / 2**30, 1),
+            "cuda": torch.version.cuda,
+            "cudnn": torch.backends.cudnn.version(),
+            "cudnn_benchmark": bool(torch.backends.cudnn.benchmark),
+            "tf32_matmul": bool(torch.backends.cuda.matmul.allow_tf32),
+            "tf32_cudnn": bool(torch.backends.cudnn.allow_tf32),
+        })
+        details.update(nvml_details(index))
+    return details
+
+
+def nvml_details(index: int = 0) -> dict[str, Any]:
+    """GPU driver and clocks through NVML (nvidia-ml-py); a reason instead when unavailable."""
+    try:
+        import pynvml
+
+        pynvml.nvmlInit()
+    except Exception as exc:  # noqa: BLE001 - NVML absent is normal on CPU machines
+        return {"nvml": f"unavailable: {exc.__class__.__name__}"}
+    try:
+        handle = pynvml.nvmlDeviceGetHandleByIndex(index)
+        return {
+            "nvml": "ok",
+            "gpu_driver": _text(pynvml.nvmlSystemGetDriverVersion()),
+            "gpu_sm_clock_mhz": pynvml.nvmlDeviceGetClockInfo(handle, pynvml.NVML_CLOCK_SM),
+            "gpu_mem_clock_mhz": pynvml.nvmlDeviceGetClockInfo(handle, pynvml.NVML_CLOCK_MEM),
+            "gpu_power_limit_w": pynvml.nvmlDeviceGetEnforcedPowerLimit(handle) / 1000,
+        }
+    except Exception as exc:  # noqa: BLE001
+        return {"nvml": f"error: {exc}"}
+    finally:
+        try:
+            pynvml.nvmlShutdown()
+        except Exception:  # noqa: BLE001
+            pass
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)

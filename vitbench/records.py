@@ -1,0 +1,166 @@
+"""Result records: one :class:`ModelResult` per suite row, gathered in a :class:`RunResult`.
+
+``results.json`` (schema ``vitbench.result/1``) is the canonical output: every row with its
+raw latency samples, the suite as run, the conventions and the environment. CSV and
+Markdown are derived from it (:mod:`vitbench.report`). Pure data; no torch.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Literal, Optional
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from .errors import ResultsError
+
+SCHEMA = "vitbench.result/1"
+
+Status = Literal["ok", "failed", "timeout", "unavailable", "interrupted", "pending"]
+
+
+class Comparison(BaseModel):
+    """A measured value next to the printed one."""
+
+    printed: float
+    measured: Optional[float] = None
+    delta_pct: Optional[float] = None
+    tolerance_pct: float
+    within_tolerance: Optional[bool] = None
+    matches_printed: Optional[bool] = Field(
+        None, description="measured rounds to the printed digits")
+
+
+def compare(measured: Optional[float], printed: float, decimals: Optional[int],
+            tolerance_pct: float) -> Comparison:
+    """Compare at a tolerance widened to the printed precision (0.4 stands for 0.35–0.45)."""
+    allowed_pct = tolerance_pct
+    if decimals is not None and printed:
+        half_unit = 0.5 * 10 ** (-decimals)
+        allowed_pct = max(tolerance_pct, half_unit / abs(printed) * 100)
+    if measured is None:
+        return Comparison(printed=printed, tolerance_pct=allowed_pct)
+    delta = (measured - printed) / printed * 100 if printed else math.inf
+    matches = None
+    if decimals is not None:
+        matches = round(measured, decimals) == round(printed, decimals)
+    return Comparison(printed=printed, measured=measured, delta_pct=delta,
+                      tolerance_pct=allowed_pct,
+                      within_tolerance=abs(delta) <= allowed_pct + 1e-9, matches_printed=matches)
+
+
+class ModelResult(BaseModel):
+    """Everything measured for one row of a suite."""
+
+    model_config = ConfigDict(extra="allow")
+
+    name: str
+    model: str
+    kwargs: dict[str, Any] = Field(default_factory=dict)
+    image_size: tuple[int, int]
+    batch_size: int
+    device: str
+    dtype: str
+    threads: Optional[int] = None
+    flops_convention: str
+    tolerance_pct: float
+    status: Status = "pending"
+    error: Optional[str] = None
+    note: str = ""
+    source: Optional[str] = None
+
+    params: Optional[int] = None
+    params_m: Optional[float] = None
+    gflops: Optional[float] = None
+    gflops_counter: Optional[str] = None
+    gflops_crosscheck: Optional[float] = None
+    gflops_crosscheck_counter: Optional[str] = None
+    counters_agree: Optional[bool] = None
+    uncounted_ops: dict[str, int] = Field(default_factory=dict)
+    gap_ops: list[str] = Field(default_factory=list)
+    flops_error: Optional[str] = None
+
+    latency_ms: Optional[dict[str, Any]] = Field(None, description="stats.Summary.to_dict()")
+    latency_samples_ms: list[float] = Field(default_factory=list)
+    first_call_ms: Optional[float] = None
+    warmup_calls: Optional[int] = None
+    stopped_by: Optional[str] = None
+    throughput_img_s: Optional[float] = None
+    peak_memory_mb: Optional[float] = None
+    memory_method: Optional[str] = None
+
+    reference: dict[str, float] = Field(default_factory=dict)
+    printed_decimals: dict[str, int] = Field(default_factory=dict)
+    comparisons: dict[str, Comparison] = Field(default_factory=dict)
+
+    stage_seconds: dict[str, float] = Field(default_factory=dict)
+    warnings: list[str] = Field(default_factory=list)
+    environment: dict[str, Any] = Field(default_factory=dict,
+                                        description="worker-side details (threads, load)")
+
+    def compare_to_reference(self) -> None:
+        """Fill :attr:`comparisons` for the printed values that have a measured counterpart."""
+        measured = {"params_m": self.params_m, "gflops": self.gflops}
+        self.comparisons = {
+            key: compare(measured[key], printed, self.printed_decimals.get(key), self.tolerance_pct)
+            for key, printed in self.reference.items() if key in measured
+        }
+
+    @property
+    def latency_median_ms(self) -> Optional[float]:
+        return self.latency_ms["median"] if self.latency_ms else None
+
+
+class RunResult(BaseModel):
+    """One invocation of a suite: the canonical ``results.json``."""
+
+    model_config = ConfigDict(extra="allow")
+
+    schema_: str = Field(SCHEMA, alias="schema")
+    suite: dict[str, Any]
+    created_utc: str
+    finished_utc: Optional[str] = None
+    complete: bool = False
+    command: list[str] = Field(default_factory=list)
+    overrides: dict[str, Any] = Field(default_factory=dict)
+    conventions: dict[str, Any] = Field(default_factory=dict)
+    environment: dict[str, Any] = Field(default_factory=dict)
+    results: list[ModelResult] = Field(default_factory=list)
+
+    def to_json(self) -> str:
+        return self.model_dump_json(by_alias=True, indent=1)
+
+    def save(self, path: str | Path) -> Path:
+        """Write atomically (temp file + rename): a crash never leaves half a file."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".results-", suffix=".json")
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(self.to_json())
+        os.replace(tmp, path)
+        return path
+
+    @classmethod
+    def load(cls, path: str | Path) -> "RunResult":
+        path = Path(path)
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise ResultsError(f"{path}: no such file") from None
+        except json.JSONDecodeError as exc:
+            raise ResultsError(f"{path}: not JSON ({exc.msg} at line {exc.lineno})") from None
+        schema = data.get("schema") if isinstance(data, dict) else None
+        if schema != SCHEMA:
+            raise ResultsError(f"{path}: schema {schema!r} is not {SCHEMA!r}")
+        return cls.model_validate(data)
+
+    def counts(self) -> dict[str, int]:
+        """Rows per status."""
+        out: dict[str, int] = {}
+        for row in self.results:
+            out[row.status] = out.get(row.status, 0) + 1
+        return out

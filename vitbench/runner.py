@@ -1,0 +1,221 @@
+"""Run a suite: each model in its own worker process, results on disk after every row.
+
+A model that fails to build, crashes its process, runs out of memory or outlives its
+``timeout_s`` becomes a failed row; the rest of the suite runs. ``results.json`` (and the
+CSV/Markdown derived from it) is rewritten atomically after each row, so Ctrl-C or a crash
+keeps everything measured so far. The parent blocks on the worker (no busy-wait), so it
+does not steal a core from the measurement.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Optional
+
+from .conventions import FLOP_CONVENTIONS, UNITS
+from .records import SCHEMA, ModelResult, RunResult
+from .spec import Job, ModelEntry, Suite
+from .suite import resolve_job, select_entries
+
+#: ``on_event(kind, index, row, detail)``; kinds: "start", "stage", "done".
+EventCallback = Callable[[str, int, ModelResult, str], None]
+
+
+@dataclass
+class PlannedRow:
+    entry: ModelEntry
+    job: Optional[Job]  # None: the row is unavailable and will not run
+    row: ModelResult
+
+
+def utc_now() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+
+
+def default_out_dir(suite: Suite, root: str | Path = "results") -> Path:
+    stamp = _dt.datetime.now(_dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    return Path(root) / suite.name / stamp
+
+
+def plan(suite: Suite, overrides: Optional[dict[str, Any]] = None, only=None, *,
+         static_only: bool = False) -> list[PlannedRow]:
+    """Resolve every selected entry into a job and an empty (pending/unavailable) row."""
+    planned = []
+    for entry in select_entries(suite, only):
+        job = resolve_job(suite, entry, overrides, static_only=static_only)
+        ref = entry.reference
+        row = ModelResult(
+            name=entry.name, model=entry.model or "", kwargs=entry.kwargs,
+            image_size=job.image_size,
+            batch_size=job.batch_size, device=job.device, dtype=job.dtype,
+            threads=job.threads if job.device == "cpu" else None,
+            flops_convention=job.flops_convention, tolerance_pct=job.tolerance_pct,
+            note=entry.note, source=entry.source, reference=ref.values(),
+            printed_decimals=dict(ref.printed_decimals),
+        )
+        if entry.unavailable:
+            row.status, row.error = "unavailable", entry.unavailable
+            job = None
+        planned.append(PlannedRow(entry, job, row))
+    return planned
+
+
+def check_models(planned: list[PlannedRow]) -> None:
+    """Fail fast (before any measuring) on a model name that does not exist."""
+    from .zoo import check_model
+
+    for item in planned:
+        if item.job is not None:
+            check_model(item.job.model)
+
+
+def suite_fingerprint(suite: Suite) -> dict[str, Any]:
+    text = Path(suite.path).read_text(encoding="utf-8") if suite.path and Path(
+        suite.path).is_file() else suite.model_dump_json()
+    return {
+        "name": suite.name, "title": suite.title, "source": suite.source, "path": suite.path,
+        "sha256": hashlib.sha256(text.encode()).hexdigest(),
+        "as_run": suite.model_dump(mode="json"),
+    }
+
+
+def _merge(planned_row: ModelResult, measured: ModelResult) -> ModelResult:
+    """Keep the suite's view of the row (reference, note, source) on the worker's result."""
+    keep = planned_row.model_dump(include={"note", "source", "reference", "printed_decimals"})
+    merged = measured.model_copy(update=keep)
+    merged.compare_to_reference()
+    return merged
+
+
+def run_worker(job: Job, on_stage: Callable[[str], None] = lambda s: None) -> ModelResult:
+    """Measure ``job`` in a fresh Python process, with a timeout. Never raises for the model."""
+    env = dict(os.environ)
+    threads = str(job.threads)
+    env.update(OMP_NUM_THREADS=threads, MKL_NUM_THREADS=threads, OPENBLAS_NUM_THREADS=threads,
+               PYTHONUNBUFFERED="1", TIMM_FUSED_ATTN=env.get("TIMM_FUSED_ATTN", "1"))
+    with tempfile.TemporaryDirectory(prefix="vitbench-") as tmp:
+        job_path, row_path, err_path = (Path(tmp) / n for n in ("job.json", "row.json", "err.txt"))
+        job_path.write_text(job.model_dump_json(), encoding="utf-8")
+        with open(err_path, "w+", encoding="utf-8", errors="replace") as stderr:
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "vitbench.worker", str(job_path), str(row_path)],
+                stdout=subprocess.PIPE, stderr=stderr, env=env, text=True,
+                start_new_session=True)
+            reader = threading.Thread(target=_relay_stages, args=(proc, on_stage), daemon=True)
+            reader.start()
+            try:
+                returncode = proc.wait(timeout=job.timeout_s)
+            except subprocess.TimeoutExpired:
+                _kill(proc)
+                return _failed_row(job, "timeout",
+                                   f"timed out after {job.timeout_s:g} s (timeout_s); worker killed")
+            finally:
+                if proc.poll() is None:
+                    _kill(proc)
+                reader.join(timeout=5)
+            if row_path.is_file():
+                return ModelResult.model_validate_json(row_path.read_text(encoding="utf-8"))
+            stderr.seek(0)
+            tail = [line for line in stderr.read().splitlines() if line.strip()][-3:]
+        reason = _describe_exit(returncode)
+        detail = f": {' | '.join(tail)}" if tail else ""
+        return _failed_row(job, "failed", f"worker {reason}{detail}"[:800])
+
+
+def _relay_stages(proc: subprocess.Popen, on_stage: Callable[[str], None]) -> None:
+    for line in proc.stdout:  # blocks on the pipe; ends when the worker exits
+        if line.startswith("stage "):
+            on_stage(line.split(" ", 1)[1].strip())
+
+
+def _kill(proc: subprocess.Popen) -> None:
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+    proc.wait()
+
+
+def _describe_exit(returncode: int) -> str:
+    if returncode < 0:
+        name = signal.Signals(-returncode).name
+        hint = " (killed: most likely out of memory)" if returncode == -signal.SIGKILL else ""
+        return f"died with {name}{hint}"
+    return f"exited with status {returncode}"
+
+
+def _failed_row(job: Job, status: str, error: str) -> ModelResult:
+    return ModelResult(
+        name=job.name, model=job.model, kwargs=job.kwargs, image_size=job.image_size,
+        batch_size=job.batch_size, device=job.device, dtype=job.dtype, threads=job.threads,
+        flops_convention=job.flops_convention, tolerance_pct=job.tolerance_pct,
+        status=status, error=error)
+
+
+def run_suite(suite: Suite, *, out_dir: str | Path, overrides: Optional[dict[str, Any]] = None,
+              only=None, static_only: bool = False, in_process: bool = False,
+              on_event: Optional[EventCallback] = None,
+              command: Optional[list[str]] = None, write_derived: bool = True) -> RunResult:
+    """Measure every selected row of ``suite``; write results to ``out_dir`` as it goes."""
+    from .env import environment
+    from .report import write_reports
+
+    planned = plan(suite, overrides, only, static_only=static_only)
+    check_models(planned)
+    notify = on_event or (lambda kind, index, row, detail: None)
+    out_dir = Path(out_dir)
+    run = RunResult(
+        schema=SCHEMA, suite=suite_fingerprint(suite), created_utc=utc_now(),
+        command=command or [], overrides=dict(overrides or {}),
+        conventions={"flops": {c: FLOP_CONVENTIONS[c] for c in sorted(
+            {p.row.flops_convention for p in planned})}, "units": UNITS},
+        environment=environment(with_gpu=any(p.job and p.job.device == "cuda" for p in planned)),
+        results=[p.row for p in planned],
+    )
+    run.environment["load_average_1m_before"] = run.environment.pop("load_average_1m", None)
+
+    def save() -> None:
+        run.save(out_dir / "results.json")
+        if write_derived:
+            write_reports(run, out_dir)
+
+    save()
+    try:
+        for index, item in enumerate(planned):
+            if item.job is None:
+                notify("done", index, run.results[index], "unavailable")
+                continue
+            notify("start", index, item.row, "")
+            stage_cb = (lambda stage, i=index, r=item.row: notify("stage", i, r, stage))
+            if in_process:
+                from .measure import measure_job
+
+                measured = measure_job(item.job, stage_cb)
+            else:
+                measured = run_worker(item.job, stage_cb)
+            run.results[index] = _merge(item.row, measured)
+            save()
+            notify("done", index, run.results[index], run.results[index].status)
+    except KeyboardInterrupt:
+        for row in run.results:
+            if row.status == "pending":
+                row.status, row.error = "interrupted", "run interrupted before this row finished"
+        run.finished_utc = utc_now()
+        save()
+        raise
+    from .env import load_average
+
+    run.environment["load_average_1m_after"] = load_average()
+    run.finished_utc = utc_now()
+    run.complete = True
+    save()
+    return run
