@@ -233,5 +233,14 @@ def main() -> None:
     app()
 
 
+def _register_commands() -> None:
+    from .commands import load_all
+
+    load_all()
+
+
+_register_commands()
+
+
 if __name__ == "__main__":  # pragma: no cover
     main()
