@@ -12,7 +12,9 @@ Two independent counters:
 
 Both count one image (batch 1) in float32 on the CPU: counts do not depend on hardware.
 Every op the primary counter skipped is reported with its call count; ops that may carry
-multiply-accumulates are flagged as gaps, never hidden.
+multiply-accumulates are flagged as gaps, never hidden. The cross-check reports the ops it
+ran without a formula that are not element-wise/data movement
+(``FlopCount.crosscheck_uncounted_ops``), so an op neither counter knows shows up twice.
 """
 
 from __future__ import annotations
@@ -39,6 +41,9 @@ class FlopCount:
     gap_ops: list[str] = field(default_factory=list)
     gflops_crosscheck: Optional[float] = None
     crosscheck_counter: str = "torch.utils.flop_counter+cpu-sdpa"
+    #: aten ops the cross-check ran with no formula that may carry MACs (not cheap per
+    #: :func:`vitbench.conventions.is_cheap_op`), with call counts.
+    crosscheck_uncounted_ops: dict[str, int] = field(default_factory=dict)
     error: Optional[str] = None
     crosscheck_error: Optional[str] = None
 
@@ -137,14 +142,63 @@ def _crosscheck_mapping(convention: str) -> dict:
     return mapping
 
 
-def _count_flop_counter_mode(module, inputs: tuple, convention: str) -> float:
+#: Tensor-creation, metadata and error-check ops that carry no MACs but whose names
+#: :func:`vitbench.conventions.is_cheap_op` does not recognise (seen at dispatcher level).
+_NO_MAC_OPS = frozenset({
+    "t", "unbind", "eye", "empty", "empty_like", "new_empty", "new_zeros", "new_ones", "full",
+    "full_like", "alias", "detach", "lift_fresh", "as_strided", "_unsafe_view", "unsafe_split",
+    "split_with_sizes", "unsafe_split_with_sizes", "_to_copy", "zero", "resize", "set",
+    "_linalg_check_errors", "scalar_tensor", "item", "_local_scalar_dense", "is_nonzero",
+    "equal", "any", "all", "isnan", "isinf", "nonzero", "randn", "randperm", "empty_strided",
+    "_reshape_alias", "diagonal", "tril", "triu", "constant_pad_nd",
+})
+
+
+def _is_cheap(op_name: str) -> bool:
+    """:func:`is_cheap_op`, plus ops that only create, alias or check tensors."""
+    bare = op_name.split("::")[-1].strip("_").lower()
+    return is_cheap_op(op_name) or bare in _NO_MAC_OPS or f"_{bare}" in _NO_MAC_OPS
+
+
+def _excluded_by_name(op_name: str, convention: str) -> bool:
+    """Norm/resampling ops the ``matmul-only`` convention leaves out on purpose."""
+    if convention != "matmul-only":
+        return False
+    bare = op_name.split("::")[-1].strip("_").lower().removeprefix("native_")
+    return any(bare.startswith(op.split("::")[-1]) for op in NORM_AND_RESAMPLE_OPS)
+
+
+def _crosscheck_op_name(func_packet) -> str:
+    """The packet of ``aten.linalg_solve_ex`` → ``aten::_linalg_solve_ex`` (fvcore's spelling)."""
+    name = getattr(func_packet, "_qualified_op_name", None)
+    return name if name else str(func_packet).replace(".", "::", 1)
+
+
+def _count_flop_counter_mode(module, inputs: tuple, convention: str) -> tuple[float, dict[str, int]]:
+    """Total MACs (FlopCounterMode counts 2 per MAC) and the ops it ran with no formula.
+
+    FlopCounterMode calls ``_count_flops(packet, ...)`` for every op that did not decompose
+    into others; an op there without a registry entry added zero. We record those calls.
+    """
     import torch
     from torch.utils.flop_counter import FlopCounterMode
 
     mode = FlopCounterMode(display=False, custom_mapping=_crosscheck_mapping(convention))
+    skipped: dict[str, int] = {}
+    count_flops = mode._count_flops
+
+    def recording_count_flops(func_packet, out, args, kwargs):
+        if func_packet not in mode.flop_registry:
+            name = _crosscheck_op_name(func_packet)
+            skipped[name] = skipped.get(name, 0) + 1
+        return count_flops(func_packet, out, args, kwargs)
+
+    mode._count_flops = recording_count_flops
     with torch.no_grad(), mode:
         module(*inputs)
-    return mode.get_total_flops() / 2 / 1e9
+    uncounted = {op: n for op, n in sorted(skipped.items())
+                 if not _is_cheap(op) and not _excluded_by_name(op, convention)}
+    return mode.get_total_flops() / 2 / 1e9, uncounted
 
 
 # --- both ----------------------------------------------------------------------------------
@@ -154,12 +208,13 @@ def count_flops(module, inputs: tuple, convention: str, *, crosscheck: bool = Tr
     result = FlopCount(gflops=None, convention=convention)
     try:
         result.gflops, result.uncounted_ops = _count_fvcore(module, inputs, convention)
-        result.gap_ops = [op for op in result.uncounted_ops if not is_cheap_op(op)]
+        result.gap_ops = [op for op in result.uncounted_ops if not _is_cheap(op)]
     except Exception as exc:  # noqa: BLE001 - a trace failure is reported, not fatal
         result.error = f"fvcore could not trace the model: {exc.__class__.__name__}: {exc}"
     if crosscheck:
         try:
-            result.gflops_crosscheck = _count_flop_counter_mode(module, inputs, convention)
+            result.gflops_crosscheck, result.crosscheck_uncounted_ops = _count_flop_counter_mode(
+                module, inputs, convention)
         except Exception as exc:  # noqa: BLE001
             result.crosscheck_error = f"{exc.__class__.__name__}: {exc}"
     if result.gflops is None and result.gflops_crosscheck is not None:
