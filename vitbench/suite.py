@@ -121,6 +121,18 @@ def _unknown_key_message(field: str) -> str:
     return f"unknown key{hint}"
 
 
+def _check_unique_names(path: str, raw: dict) -> None:
+    first_seen: dict[str, int] = {}
+    for index, entry in enumerate(raw.get("models") or []):
+        name = entry.get("name") if isinstance(entry, dict) else None
+        if not isinstance(name, str):
+            continue
+        if name in first_seen:
+            raise SuiteError(path, f"models[{index}] ({name}): name",
+                             f"appears twice (also models[{first_seen[name]}]); row labels must be unique")
+        first_seen[name] = index
+
+
 def parse_suite(text: str, path: str = "<string>") -> Suite:
     """Validate suite YAML text. Raises :class:`SuiteError` naming file, entry and field."""
     try:
@@ -133,6 +145,7 @@ def parse_suite(text: str, path: str = "<string>") -> Suite:
     if not isinstance(raw, dict):
         raise SuiteError(path, "", "expected a mapping with 'name' and 'models' at the top level")
     _record_printed_decimals(raw)
+    _check_unique_names(path, raw)
     try:
         suite = Suite.model_validate(raw)
     except ValidationError as exc:
@@ -172,19 +185,37 @@ def select_entries(suite: Suite, only: Optional[Iterable[str]] = None) -> list[M
 
 def resolve_job(suite: Suite, entry: ModelEntry, overrides: Optional[dict[str, Any]] = None,
                 *, static_only: bool = False) -> Job:
-    """Resolve one entry: built-in defaults → suite defaults → entry → overrides."""
+    """Resolve one entry: built-in defaults → suite defaults → entry → overrides.
+
+    With a batch-size sweep this is the first batch size; see :func:`resolve_jobs`.
+    """
+    return resolve_jobs(suite, entry, overrides, static_only=static_only)[0]
+
+
+def resolve_jobs(suite: Suite, entry: ModelEntry, overrides: Optional[dict[str, Any]] = None,
+                 *, static_only: bool = False) -> list[Job]:
+    """Resolve one entry into one job per batch size (``batch_size: [1, 8]`` gives two).
+
+    ``batch_size: max`` gives one job with ``max_batch`` set, searching upward from 1.
+    """
     from .env import default_threads, resolve_device
 
     settings = resolve_settings(suite.defaults, entry, overrides)
     size = settings["image_size"]
     image_size = (size, size) if isinstance(size, int) else tuple(size)
-    return Job(
+    batch = settings["batch_size"]
+    batches = [1] if batch == "max" else list(batch) if isinstance(batch, list) else [batch]
+    common = dict(
         name=entry.name, model=entry.model or "", kwargs=dict(entry.kwargs),
-        image_size=image_size, batch_size=settings["batch_size"],
+        image_size=image_size,
         device=resolve_device(settings["device"]), dtype=settings["dtype"],
         threads=settings["threads"] or default_threads(),
         warmup=settings["warmup"], warmup_s=settings["warmup_s"], repeat=settings["repeat"],
         min_time_s=settings["min_time_s"], max_time_s=settings["max_time_s"],
         timeout_s=settings["timeout_s"], flops_convention=settings["flops_convention"],
         tolerance_pct=settings["tolerance_pct"], static_only=static_only,
+        max_batch=batch == "max", target_ci_pct=settings["target_ci_pct"], mode=settings["mode"],
+        channels_last=bool(settings["channels_last"]), compile=settings["compile"] or None,
+        autocast=bool(settings["autocast"]), cudnn_benchmark=settings["cudnn_benchmark"],
     )
+    return [Job(batch_size=b, **common) for b in batches]

@@ -1,0 +1,104 @@
+"""The command line, through Typer's runner and one real subprocess."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+from typer.testing import CliRunner
+
+from vitbench.cli import app
+from vitbench.records import RunResult
+from vitbench.runner import run_suite
+from vitbench.suite import load_suite
+
+runner = CliRunner()
+
+
+@pytest.mark.parametrize("command", ["run", "validate", "models", "show"])
+def test_every_command_teaches_in_its_help(command):
+    result = runner.invoke(app, [command, "--help"])
+    assert result.exit_code == 0
+    assert "Example" in result.output
+
+
+def test_validate_ok_and_broken(tmp_path, repo_root):
+    ok = runner.invoke(app, ["validate", str(repo_root / "suites/lightweight.yaml")])
+    assert ok.exit_code == 0 and "14 rows, 7 buildable, 7 unavailable" in ok.output
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: bad\nmodels:\n  - {name: A, model: timm:resnet18, warmpu: 3}\n")
+    result = runner.invoke(app, ["validate", str(bad)])
+    assert result.exit_code == 2
+    assert "bad.yaml: models[0] (A): warmpu: unknown key; did you mean 'warmup'?" in result.output
+    assert "Traceback" not in result.output
+
+
+def test_unknown_model_suggests_close_names(tmp_path):
+    suite = tmp_path / "typo.yaml"
+    suite.write_text("name: typo\nmodels:\n  - {name: A, model: timm:pvtv2_b0}\n")
+    result = runner.invoke(app, ["run", str(suite), "--out", str(tmp_path / "out")])
+    assert result.exit_code == 2
+    assert "unknown model 'timm:pvtv2_b0'" in result.output
+    assert "timm:pvt_v2_b0" in result.output
+
+
+def test_models_searches_the_zoos():
+    result = runner.invoke(app, ["models", "pvt_v1"])
+    assert result.exit_code == 0 and "vitbench:pvt_v1_tiny" in result.output
+    assert runner.invoke(app, ["models", "no_such_model_xyz"]).exit_code == 1
+
+
+def test_bad_option_is_a_one_line_error(repo_root, tmp_path):
+    result = runner.invoke(app, ["run", str(repo_root / "tests/data/tiny.yaml"), "--device", "tpu",
+                                 "--out", str(tmp_path)])
+    assert result.exit_code == 2 and "device" in result.output
+
+
+def test_run_in_process_writes_every_file(repo_root, tmp_path):
+    out = tmp_path / "run"
+    result = runner.invoke(app, ["run", str(repo_root / "tests/data/tiny.yaml"), "--in-process",
+                                 "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert {"results.json", "results.csv", "results.md"} <= {p.name for p in out.iterdir()}
+    run = RunResult.load(out / "results.json")
+    vit, later = run.results
+    assert vit.status == "ok" and later.status == "unavailable" and later.error == "not built in tests"
+    assert vit.latency_ms["n"] == len(vit.latency_samples_ms) >= 3
+    assert vit.gflops and vit.params and "params_m" in vit.comparisons
+    assert run.environment["torch"] and run.environment["cpu"]
+    header = (out / "results.csv").read_text().splitlines()[0].split(",")
+    for column in ("name", "model", "image_size", "batch_size", "device", "dtype", "status",
+                   "error", "params_m", "gflops", "latency_ms_median", "latency_ms_p90",
+                   "throughput_img_s", "peak_memory_mb", "paper_params_m", "paper_gflops",
+                   "delta_params_pct", "delta_gflops_pct"):
+        assert column in header
+
+
+def test_interrupted_run_keeps_finished_rows(repo_root, tmp_path):
+    suite = load_suite(repo_root / "tests/data/tiny.yaml")
+    suite = suite.model_copy(update={"models": [suite.models[0], suite.models[0].model_copy(
+        update={"name": "Again"})]})
+
+    def stop_after_first(kind, index, row, detail):
+        if kind == "done" and index == 0:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        run_suite(suite, out_dir=tmp_path, in_process=True, on_event=stop_after_first)
+    run = RunResult.load(tmp_path / "results.json")
+    assert [r.status for r in run.results] == ["ok", "interrupted"]
+    assert not run.complete
+
+
+def test_real_subprocess_run(repo_root, tmp_path):
+    """The installed entry point, with worker processes, exactly as a user runs it."""
+    out = tmp_path / "sub"
+    proc = subprocess.run(
+        [sys.executable, "-m", "vitbench", "run", "tests/data/tiny.yaml", "--out", str(out)],
+        cwd=repo_root, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "TestViT" in proc.stdout and "unavailable" in proc.stdout
+    data = json.loads((out / "results.json").read_text())
+    assert data["schema"] == "vitbench.result/1" and data["complete"]
+    row = data["results"][0]
+    assert row["status"] == "ok" and row["threads"] == 1 and row["peak_memory_mb"] is not None
