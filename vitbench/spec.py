@@ -16,7 +16,8 @@ from .conventions import DEFAULT_FLOP_CONVENTION, DEFAULT_TOLERANCE_PCT, FlopCon
 
 Device = Literal["cpu", "cuda", "auto"]
 DType = Literal["float32", "float16", "bfloat16"]
-ZOOS = ("timm", "torchvision", "python", "vitbench")
+CompileMode = Literal["default", "reduce-overhead", "max-autotune"]
+ZOOS = ("timm", "torchvision", "python", "vitbench", "hf")
 
 _MODEL_RE = re.compile(r"^(?P<zoo>[a-z]+):(?P<ident>\S+)$")
 
@@ -30,7 +31,9 @@ class Settings(_Strict):
 
     image_size: Optional[Union[int, tuple[int, int]]] = Field(
         None, description="input side in pixels, or [height, width]")
-    batch_size: Optional[int] = Field(None, ge=1, description="images per forward pass")
+    batch_size: Optional[Union[int, list[int], Literal["max"]]] = Field(
+        None, description="images per forward pass; a list sweeps (one row each); "
+                          "'max' finds the largest batch that fits (cuda)")
     device: Optional[Device] = None
     dtype: Optional[DType] = None
     threads: Optional[int] = Field(None, ge=1, description="CPU threads for torch (intra-op)")
@@ -42,6 +45,44 @@ class Settings(_Strict):
     timeout_s: Optional[float] = Field(None, gt=0, description="kill a model's worker after this")
     flops_convention: Optional[FlopConvention] = None
     tolerance_pct: Optional[float] = Field(None, ge=0, description="allowed |Δ%| vs printed")
+    target_ci_pct: Optional[float] = Field(
+        None, gt=0, description="time on past the minimums until the median's 95% CI "
+                                "half-width is within this % of it (or max_time_s)")
+    mode: Optional[Literal["latency", "throughput"]] = Field(
+        None, description="latency: sync after every call; throughput: time blocks of calls, "
+                          "sync only at block ends")
+    channels_last: Optional[bool] = Field(None, description="NHWC memory format for model and input")
+    compile: Optional[Union[Literal[False], CompileMode]] = Field(
+        None, description="torch.compile mode, or false")
+    autocast: Optional[bool] = Field(
+        None, description="keep float32 weights and run under torch.autocast(dtype) "
+                          "instead of casting the model to dtype")
+    cudnn_benchmark: Optional[bool] = Field(
+        None, description="set torch.backends.cudnn.benchmark (default: leave torch's value)")
+
+    @field_validator("batch_size", mode="before")
+    @classmethod
+    def _batch_size(cls, value: Any) -> Any:
+        if value is None or value == "max":
+            return value
+        values = value if isinstance(value, (list, tuple)) else [value]
+        if not values:
+            raise ValueError("expected a batch size, a list of them, or 'max'")
+        for item in values:
+            if isinstance(item, bool) or not isinstance(item, int):
+                raise ValueError(f"expected a positive integer, a list of them, or 'max', got {item!r}")
+            if item < 1:
+                raise ValueError("Input should be greater than or equal to 1")
+        if isinstance(value, (list, tuple)):
+            if len(set(values)) != len(values):
+                raise ValueError(f"batch sizes repeat in {list(values)}")
+            return list(values)
+        return value
+
+    @field_validator("compile", mode="before")
+    @classmethod
+    def _compile(cls, value: Any) -> Any:
+        return "default" if value is True else value
 
     @field_validator("image_size", mode="before")
     @classmethod
@@ -75,6 +116,12 @@ BUILTIN_DEFAULTS: dict[str, Any] = {
     "timeout_s": 900.0,
     "flops_convention": DEFAULT_FLOP_CONVENTION,
     "tolerance_pct": DEFAULT_TOLERANCE_PCT,
+    "target_ci_pct": None,  # None: stop at the minimums (repeat and min_time_s)
+    "mode": "latency",
+    "channels_last": False,
+    "compile": False,
+    "autocast": False,
+    "cudnn_benchmark": None,  # None: leave torch's setting (recorded either way)
 }
 
 
@@ -181,6 +228,16 @@ class Job(BaseModel):
     flops_convention: FlopConvention
     tolerance_pct: float
     static_only: bool = False
+    #: the suite asked for ``batch_size: max``: search upward from ``batch_size``
+    max_batch: bool = False
+    target_ci_pct: Optional[float] = None
+    mode: Literal["latency", "throughput"] = "latency"
+    channels_last: bool = False
+    compile: Optional[CompileMode] = None
+    autocast: bool = False
+    cudnn_benchmark: Optional[bool] = None
+    #: count params/FLOPs before timing (selfcheck turns it off to time only)
+    count: bool = True
 
 
 def resolve_settings(*layers: Settings | dict[str, Any] | None) -> dict[str, Any]:

@@ -5,15 +5,26 @@ Zoos:
 - ``torchvision:NAME`` — ``torchvision.models.get_model(NAME, weights=None, **kwargs)``
 - ``vitbench:NAME`` — the project's own builders (:mod:`vitbench.builders`)
 - ``python:package.module:callable`` — any callable returning an ``nn.Module``
+- ``hf:ClassName`` — a Hugging Face ``transformers`` model class (optional extra
+  ``pip install 'vitbench[hf]'``), built from ``ClassName.config_class(**kwargs)`` with
+  random weights, never from the hub (``HF_HUB_OFFLINE=1`` is set)
 
 Weights are never downloaded: efficiency does not depend on them.
+
+Models whose forward returns a dict, a dataclass (Hugging Face ``ModelOutput``), a list of
+dicts (torchvision detectors) or nested tuples are wrapped by :func:`tensor_outputs`, which
+returns a flat tuple of tensors, so the JIT-trace counter can follow them.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
+import functools
 import importlib
 import inspect
+import os
+import re
 from typing import Any, Callable, Optional
 
 from .errors import BuildError, UnknownModelError
@@ -37,10 +48,35 @@ def _vitbench_names() -> list[str]:
     return sorted(load_builders())
 
 
+#: The optional extra that installs each zoo's library, for the error a missing one gives.
+EXTRAS = {"hf": ("transformers", "hf")}
+
+#: transformers names that are model classes: ``XxxModel`` or ``XxxForTask``.
+_HF_MODEL_CLASS = re.compile(r"^(?!Auto|TF|Flax)[A-Z][A-Za-z0-9]*(Model|For[A-Z][A-Za-z0-9]*)$")
+
+
+def _import_transformers():
+    """``transformers``, offline; a missing install says which extra to add, in one line."""
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    try:
+        import transformers
+    except ImportError:
+        raise ImportError("the hf zoo needs the optional dependency transformers: "
+                          "pip install 'vitbench[hf]'") from None
+    return transformers
+
+
+def _hf_names() -> list[str]:
+    transformers = _import_transformers()
+    return sorted(n for n in dir(transformers)
+                  if _HF_MODEL_CLASS.match(n) and "PreTrained" not in n)
+
+
 _NAME_LISTS: dict[str, Callable[[], list[str]]] = {
     "timm": _timm_names,
     "torchvision": _torchvision_names,
     "vitbench": _vitbench_names,
+    "hf": _hf_names,
 }
 
 
@@ -72,6 +108,8 @@ def check_model(model: str) -> None:
     try:
         names = _NAME_LISTS[zoo]()
     except ImportError as exc:
+        if zoo in EXTRAS:
+            raise UnknownModelError(f"{model}: {exc}") from None
         raise UnknownModelError(f"{model}: the {zoo} zoo is not installed ({exc})") from None
     if ident in names:
         return
@@ -141,19 +179,93 @@ def _build_python(ident: str, kwargs: dict[str, Any], image_size: tuple[int, int
     return getattr(importlib.import_module(module_name), attr)(**kwargs)
 
 
+def _build_hf(ident: str, kwargs: dict[str, Any], image_size: tuple[int, int]):
+    """``ident``'s config class built from ``kwargs`` (random weights), outputs as a tuple."""
+    transformers = _import_transformers()
+    model_class = getattr(transformers, ident)
+    config_class = getattr(model_class, "config_class", None)
+    if config_class is None:
+        raise TypeError(f"transformers.{ident} has no config_class; name a concrete model class")
+    config = config_class(**kwargs)
+    return tensor_outputs(model_class(config))
+
+
 _BUILDERS = {
     "timm": _build_timm,
     "torchvision": _build_torchvision,
     "vitbench": _build_vitbench,
     "python": _build_python,
+    "hf": _build_hf,
 }
+
+
+def flatten_outputs(outputs: Any) -> tuple:
+    """Every tensor in ``outputs`` (tensor, dict, dataclass, ModelOutput, list/tuple, nested),
+    in order, as a flat tuple; ``None`` and non-tensor leaves are dropped."""
+    import torch
+
+    if isinstance(outputs, torch.Tensor):
+        return (outputs,)
+    if isinstance(outputs, dict):  # ModelOutput is an OrderedDict holding its non-None fields
+        values = list(outputs.values())
+    elif dataclasses.is_dataclass(outputs) and not isinstance(outputs, type):
+        values = [getattr(outputs, f.name) for f in dataclasses.fields(outputs)]
+    elif isinstance(outputs, (list, tuple)):
+        values = list(outputs)
+    else:
+        return ()
+    flat: list = []
+    for value in values:
+        flat.extend(flatten_outputs(value))
+    return tuple(flat)
+
+
+@functools.lru_cache(maxsize=None)
+def _tensor_outputs_class():
+    import torch
+
+    class TensorOutputs(torch.nn.Module):
+        """Wraps a model so its forward returns a flat tuple of tensors (:func:`flatten_outputs`).
+
+        Parameters, buffers and FLOPs are the wrapped model's (its only child, ``model``);
+        only the shape of the return value changes, so JIT tracing and timing see tensors.
+        """
+
+        def __init__(self, model):
+            super().__init__()
+            self.model = model
+
+        def forward(self, *args, **kwargs):
+            return flatten_outputs(self.model(*args, **kwargs))
+
+        def __getattr__(self, name: str):
+            try:
+                return super().__getattr__(name)
+            except AttributeError:
+                # vitbench_example_inputs, config, ... of the wrapped model stay reachable.
+                return getattr(super().__getattr__("model"), name)
+
+    return TensorOutputs
+
+
+def tensor_outputs(model):
+    """``model`` wrapped so that its forward returns a flat tuple of tensors (torch loaded lazily)."""
+    return _tensor_outputs_class()(model)
+
+
+def _needs_tensor_outputs(zoo: str, ident: str, module) -> bool:
+    """torchvision detection/segmentation models return dicts (lists of dicts in eval)."""
+    if zoo != "torchvision":
+        return False
+    return type(module).__module__.startswith(("torchvision.models.detection",
+                                               "torchvision.models.segmentation"))
 
 
 def import_zoo(model: str) -> None:
     """Import the library behind ``model`` now, so its import is not counted as the model's memory."""
     zoo, ident = model.split(":", 1)
     module = {"timm": "timm", "torchvision": "torchvision", "vitbench": "vitbench.builders",
-              "python": ident.split(":", 1)[0]}[zoo]
+              "python": ident.split(":", 1)[0], "hf": "transformers"}[zoo]
     try:
         importlib.import_module(module)
         if zoo == "vitbench":
@@ -174,6 +286,8 @@ def build_model(model: str, kwargs: dict[str, Any], image_size: tuple[int, int])
         raise BuildError(f"{model} failed to build: {exc.__class__.__name__}: {exc}") from exc
     if not isinstance(module, torch.nn.Module):
         raise BuildError(f"{model} returned {type(module).__name__}, not a torch.nn.Module")
+    if _needs_tensor_outputs(zoo, ident, module):
+        module = tensor_outputs(module)
     return module.eval()
 
 
