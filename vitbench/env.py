@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import platform
 import sys
+import time
 from typing import Any, Optional
 
 
@@ -119,7 +120,12 @@ def _torch_details(with_gpu: bool) -> dict[str, Any]:
         "torch_num_interop_threads": torch.get_num_interop_threads(),
         "mkldnn": bool(torch.backends.mkldnn.is_available()),
         "cuda_available": torch.cuda.is_available(),
+        "torch_cuda_build": torch.version.cuda,
     }
+    try:
+        details["cpu_capability"] = torch.backends.cpu.get_cpu_capability()
+    except Exception:  # noqa: BLE001 - older torch
+        pass
     if with_gpu and torch.cuda.is_available():
         index = torch.cuda.current_device()
         props = torch.cuda.get_device_properties(index)
@@ -128,39 +134,98 @@ def _torch_details(with_gpu: bool) -> dict[str, Any]:
             "gpu_memory_gib": round(props.total_memory / 2**30, 1),
             "cuda": torch.version.cuda,
             "cudnn": torch.backends.cudnn.version(),
+            "gpu_compute_capability": f"{props.major}.{props.minor}",
             "cudnn_benchmark": bool(torch.backends.cudnn.benchmark),
             "tf32_matmul": bool(torch.backends.cuda.matmul.allow_tf32),
             "tf32_cudnn": bool(torch.backends.cudnn.allow_tf32),
         })
         details.update(nvml_details(index))
+    elif with_gpu:
+        details.update(gpu=None, gpu_reason="torch sees no CUDA device")
     return details
 
 
 def nvml_details(index: int = 0) -> dict[str, Any]:
-    """GPU driver and clocks through NVML (nvidia-ml-py); a reason instead when unavailable."""
-    try:
-        import pynvml
+    """GPU driver and clocks through NVML for torch's ``cuda:index`` (see :mod:`vitbench.nvml`)."""
+    from .nvml import device_info
 
-        pynvml.nvmlInit()
-    except Exception as exc:  # noqa: BLE001 - NVML absent is normal on CPU machines
-        return {"nvml": f"unavailable: {exc.__class__.__name__}"}
-    try:
-        handle = pynvml.nvmlDeviceGetHandleByIndex(index)
-        return {
-            "nvml": "ok",
-            "gpu_driver": _text(pynvml.nvmlSystemGetDriverVersion()),
-            "gpu_sm_clock_mhz": pynvml.nvmlDeviceGetClockInfo(handle, pynvml.NVML_CLOCK_SM),
-            "gpu_mem_clock_mhz": pynvml.nvmlDeviceGetClockInfo(handle, pynvml.NVML_CLOCK_MEM),
-            "gpu_power_limit_w": pynvml.nvmlDeviceGetEnforcedPowerLimit(handle) / 1000,
-        }
-    except Exception as exc:  # noqa: BLE001
-        return {"nvml": f"error: {exc}"}
-    finally:
-        try:
-            pynvml.nvmlShutdown()
-        except Exception:  # noqa: BLE001
-            pass
+    return device_info(index)
 
 
 def _text(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
+
+
+#: A row is marked ``contended`` when other processes used more than this share (%) of the
+#: machine's CPU capacity while it was being timed.
+CONTENDED_FOREIGN_PCT = 5.0
+
+
+def proc_stat_cpu_s() -> Optional[tuple[float, float]]:
+    """Machine-wide (busy, steal) CPU-seconds since boot from ``/proc/stat``, or None."""
+    try:
+        with open("/proc/stat", encoding="ascii") as handle:
+            fields = handle.readline().split()
+    except OSError:
+        return None
+    if not fields or fields[0] != "cpu":
+        return None
+    ticks = [int(v) for v in fields[1:]]
+    ticks += [0] * (8 - len(ticks))
+    user, nice, system, _idle, _iowait, irq, softirq, steal = ticks[:8]
+    hz = os.sysconf("SC_CLK_TCK")
+    return (user + nice + system + irq + softirq + steal) / hz, steal / hz
+
+
+def own_cpu_s() -> float:
+    """CPU-seconds (user + system, all threads) this process has used."""
+    import resource
+
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+class ContentionMeter:
+    """Context manager: how much CPU *other* processes used while the block ran.
+
+    foreign CPU = Δ(machine busy time in /proc/stat) − Δ(this process's rusage). It is
+    reported in CPU-seconds and as a share of the machine's capacity (wall × logical CPUs).
+    ``/proc/stat`` ticks are 10 ms, so blocks shorter than ~1 s carry a few % of noise.
+    """
+
+    def __init__(self):
+        self.result: dict[str, Any] = {}
+
+    def __enter__(self) -> "ContentionMeter":
+        self._stat0, self._own0 = proc_stat_cpu_s(), own_cpu_s()
+        self._t0 = time.perf_counter()
+        self._load0 = load_average()
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        wall = time.perf_counter() - self._t0
+        stat1, own1 = proc_stat_cpu_s(), own_cpu_s()
+        own = own1 - self._own0
+        cpus = os.cpu_count() or 1
+        self.result = {"wall_s": round(wall, 3), "own_cpu_s": round(own, 3),
+                       "load_average_1m_start": self._load0,
+                       "load_average_1m_end": load_average()}
+        if self._stat0 is None or stat1 is None or wall <= 0:
+            self.result["foreign_cpu"] = "unavailable: no /proc/stat"
+            return
+        busy = stat1[0] - self._stat0[0]
+        foreign = max(0.0, busy - own)
+        self.result.update(
+            machine_busy_cpu_s=round(busy, 3), foreign_cpu_s=round(foreign, 3),
+            steal_cpu_s=round(stat1[1] - self._stat0[1], 3),
+            foreign_cpu_pct=round(foreign / (wall * cpus) * 100, 2),
+            own_cpu_share=round(own / wall, 3))
+
+    @property
+    def foreign_pct(self) -> Optional[float]:
+        return self.result.get("foreign_cpu_pct")
+
+    @property
+    def contended(self) -> Optional[bool]:
+        pct = self.foreign_pct
+        return None if pct is None else pct > CONTENDED_FOREIGN_PCT

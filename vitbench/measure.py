@@ -9,7 +9,13 @@ Memory:
   size measured after imports and before the model was built, i.e. weights + activations +
   workspace, without the Python/torch runtime (~0.8 GiB that would swamp small models).
 * CUDA — ``torch.cuda.max_memory_allocated`` after ``reset_peak_memory_stats``: weights,
-  inputs, activations and workspace held by PyTorch's allocator (reserved is recorded too).
+  inputs, activations and workspace held by PyTorch's allocator; ``max_memory_reserved``
+  (what the caching allocator took from the driver) goes to ``peak_memory_reserved_mb``.
+
+Timing (see :mod:`vitbench.timing`): on CUDA each sample is bracketed by CUDA events; in
+``latency`` mode every call is its own sample (synchronised), in ``throughput`` mode a sample
+is a block of calls synchronised only at its ends. The timed loop runs inside a CPU-contention
+meter (foreign CPU from ``/proc/stat``) and, on CUDA, an NVML power sampler.
 """
 
 from __future__ import annotations
@@ -74,14 +80,15 @@ def measure_job(job: Job, on_stage: StageCallback = lambda stage: None) -> Model
 
     from . import counting, zoo
     from .env import load_average
-    from .stats import summarize
-    from .timing import Protocol, time_calls
 
     configure_threads(job.threads)
     row = ModelResult(
         name=job.name, model=job.model, kwargs=job.kwargs, image_size=job.image_size,
-        batch_size=job.batch_size, device=job.device, dtype=job.dtype, threads=job.threads,
+        batch_size=0 if job.max_batch else job.batch_size, device=job.device, dtype=job.dtype,
+        threads=job.threads if job.device == "cpu" else None,
         flops_convention=job.flops_convention, tolerance_pct=job.tolerance_pct,
+        mode=job.mode, channels_last=job.channels_last, compile=job.compile,
+        autocast=job.autocast,
     )
     row.environment = {"torch_num_threads": torch.get_num_threads(),
                        "load_average_1m_start": load_average()}
@@ -99,25 +106,12 @@ def measure_job(job: Job, on_stage: StageCallback = lambda stage: None) -> Model
         row.params = counting.count_params(module)
         row.params_m = row.params / 1e6
 
-        stage = "count"
-        on_stage("count")
-        started = time.perf_counter()
-        count = counting.count_flops(module, zoo.example_inputs(module, 1, job.image_size),
-                                     job.flops_convention)
-        row.stage_seconds["count"] = round(time.perf_counter() - started, 3)
-        row.gflops, row.gflops_counter = count.gflops, count.counter
-        row.gflops_crosscheck = count.gflops_crosscheck
-        row.gflops_crosscheck_counter = count.crosscheck_counter
-        row.counters_agree = count.counters_agree
-        row.uncounted_ops, row.gap_ops = count.uncounted_ops, count.gap_ops
-        row.flops_error = count.error or count.crosscheck_error
-        if count.gap_ops:
-            row.warnings.append("ops that may carry MACs were not counted: "
-                                + ", ".join(count.gap_ops))
-        if count.counters_agree is False:
-            row.warnings.append(
-                f"counters disagree: {count.counter} {count.gflops:.4f} vs "
-                f"{count.crosscheck_counter} {count.gflops_crosscheck:.4f} GFLOPs")
+        if job.count:
+            stage = "count"
+            on_stage("count")
+            started = time.perf_counter()
+            _count(job, module, row, counting, zoo)
+            row.stage_seconds["count"] = round(time.perf_counter() - started, 3)
         if job.static_only:
             row.status = "ok"
             return row
@@ -125,7 +119,7 @@ def measure_job(job: Job, on_stage: StageCallback = lambda stage: None) -> Model
         stage = "time"
         on_stage("time")
         started = time.perf_counter()
-        _time_and_memory(job, module, row, baseline_rss_kib, summarize, Protocol, time_calls)
+        _time_and_memory(job, module, row, baseline_rss_kib, on_stage)
         row.stage_seconds["time"] = round(time.perf_counter() - started, 3)
         row.environment["load_average_1m_end"] = load_average()
         row.status = "ok"
@@ -138,32 +132,165 @@ def measure_job(job: Job, on_stage: StageCallback = lambda stage: None) -> Model
     return row
 
 
-def _time_and_memory(job: Job, module, row: ModelResult, baseline_rss_kib, summarize, Protocol,
-                     time_calls) -> None:
+def _count(job: Job, module, row: ModelResult, counting, zoo) -> None:
+    count = counting.count_flops(module, zoo.example_inputs(module, 1, job.image_size),
+                                 job.flops_convention)
+    row.gflops, row.gflops_counter = count.gflops, count.counter
+    row.gflops_crosscheck = count.gflops_crosscheck
+    row.gflops_crosscheck_counter = count.crosscheck_counter
+    row.counters_agree = count.counters_agree
+    row.uncounted_ops, row.gap_ops = count.uncounted_ops, count.gap_ops
+    row.flops_error = count.error or count.crosscheck_error
+    if count.gap_ops:
+        row.warnings.append("ops that may carry MACs were not counted: "
+                            + ", ".join(count.gap_ops))
+    if count.counters_agree is False:
+        row.warnings.append(
+            f"counters disagree: {count.counter} {count.gflops:.4f} vs "
+            f"{count.crosscheck_counter} {count.gflops_crosscheck:.4f} GFLOPs")
+
+
+#: ``batch_size: max`` never tries more than this many images per pass.
+MAX_BATCH_LIMIT = 4096
+
+
+def prepare_module(job: Job, module):
+    """Move/cast the model as the job says; returns ``(module, forward_context_factory)``."""
+    import contextlib
+
+    import torch
+
+    device = torch.device(job.device)
+    dtype = getattr(torch, _DTYPES[job.dtype])
+    use_autocast = job.autocast and dtype != torch.float32
+    module = module.to(device=device, dtype=torch.float32 if use_autocast else dtype)
+    if job.channels_last:
+        module = module.to(memory_format=torch.channels_last)
+    if job.compile:
+        module = torch.compile(module, mode=None if job.compile == "default" else job.compile)
+
+    def context():
+        stack = contextlib.ExitStack()
+        stack.enter_context(torch.inference_mode())
+        if use_autocast:
+            stack.enter_context(torch.autocast(device_type=device.type, dtype=dtype))
+        return stack
+
+    return module, context
+
+
+def prepare_inputs(job: Job, module, batch_size: int) -> tuple:
     import torch
 
     from . import zoo
 
-    device = torch.device(job.device)
     dtype = getattr(torch, _DTYPES[job.dtype])
-    module = module.to(device=device, dtype=dtype)
-    inputs = zoo.example_inputs(module, job.batch_size, job.image_size, device=device, dtype=dtype)
+    input_dtype = torch.float32 if job.autocast and dtype != torch.float32 else dtype
+    inputs = zoo.example_inputs(module, batch_size, job.image_size, device=job.device,
+                                dtype=input_dtype)
+    if job.channels_last:
+        inputs = tuple(t.contiguous(memory_format=torch.channels_last)
+                       if isinstance(t, torch.Tensor) and t.dim() == 4 else t for t in inputs)
+    return inputs
+
+
+def search_max_batch(job: Job, module, context) -> tuple[int, list[tuple[int, bool]]]:
+    """Largest batch that runs a forward pass on the GPU without running out of memory."""
+    import gc
+
+    import torch
+
+    from .timing import find_max_batch
+
+    def fits(batch: int) -> bool:
+        inputs = None
+        try:
+            inputs = prepare_inputs(job, module, batch)
+            with context():
+                module(*inputs)
+            torch.cuda.synchronize()
+            return True
+        except torch.OutOfMemoryError:
+            return False
+        finally:
+            del inputs
+            gc.collect()
+            torch.cuda.empty_cache()
+
+    return find_max_batch(fits, start=max(1, job.batch_size), limit=MAX_BATCH_LIMIT)
+
+
+def _time_and_memory(job: Job, module, row: ModelResult, baseline_rss_kib,
+                     on_stage: StageCallback = lambda stage: None) -> None:
+    import contextlib
+
+    import torch
+
+    from .env import ContentionMeter
+    from .stats import summarize
+    from .timing import CudaEventTimer, HostTimer, Protocol, time_calls
+
+    cuda = job.device == "cuda"
+    if cuda:
+        if job.cudnn_benchmark is not None:
+            torch.backends.cudnn.benchmark = job.cudnn_benchmark
+        row.environment.update(
+            cudnn_benchmark=bool(torch.backends.cudnn.benchmark),
+            tf32_matmul=bool(torch.backends.cuda.matmul.allow_tf32),
+            tf32_cudnn=bool(torch.backends.cudnn.allow_tf32),
+            gpu=torch.cuda.get_device_name(torch.cuda.current_device()))
+    module, context = prepare_module(job, module)
+    batch = job.batch_size
+    if job.max_batch:
+        if not cuda:
+            raise ValueError("batch_size: max needs device: cuda (on CPU, running out of "
+                             "memory kills the process instead of raising)")
+        on_stage("max-batch")
+        batch, tries = search_max_batch(job, module, context)
+        row.batch_size_search = {"requested": "max", "found": batch, "limit": MAX_BATCH_LIMIT,
+                                 "tries": [list(t) for t in tries]}
+        if batch == 0:
+            raise torch.OutOfMemoryError(f"batch_size: max: even batch {job.batch_size} does "
+                                         "not fit in GPU memory")
+        row.batch_size = batch
+        if batch == MAX_BATCH_LIMIT:
+            row.warnings.append(f"batch_size: max stopped at the search limit {MAX_BATCH_LIMIT}")
+        on_stage("time")
+    inputs = prepare_inputs(job, module, batch)
     protocol = Protocol(warmup=job.warmup, warmup_s=job.warmup_s, repeat=job.repeat,
-                        min_time_s=job.min_time_s, max_time_s=job.max_time_s)
-    cuda = device.type == "cuda"
-    sync = torch.cuda.synchronize if cuda else (lambda: None)
+                        min_time_s=job.min_time_s, max_time_s=job.max_time_s,
+                        target_ci_pct=job.target_ci_pct,
+                        calls_per_sample=0 if job.mode == "throughput" else 1)
 
     def forward():
         return module(*inputs)
 
+    meter = ContentionMeter()
+    sampler = None
     if cuda:
+        from .nvml import PowerSampler
+
+        sampler = PowerSampler(torch_index=torch.cuda.current_device())
+        timer, sync = CudaEventTimer(), torch.cuda.synchronize
         torch.cuda.synchronize()
+        torch.cuda.empty_cache()
         torch.cuda.reset_peak_memory_stats()
         rss_ok = False
     else:
+        timer, sync = HostTimer(), (lambda: None)
         rss_ok = _reset_peak_rss()
-    with torch.inference_mode():
-        timing = time_calls(forward, protocol, sync=sync)
+
+    @contextlib.contextmanager
+    def around_timed():
+        with meter:
+            if sampler is None:
+                yield
+            else:
+                with sampler:
+                    yield
+
+    with context():
+        timing = time_calls(forward, protocol, sync=sync, timer=timer, around_timed=around_timed)
 
     summary = summarize(timing.samples_ms)
     row.latency_ms = summary.to_dict()
@@ -171,18 +298,45 @@ def _time_and_memory(job: Job, module, row: ModelResult, baseline_rss_kib, summa
     row.first_call_ms = timing.first_call_ms
     row.warmup_calls = timing.warmup_calls
     row.stopped_by = timing.stopped_by
-    row.throughput_img_s = job.batch_size / (summary.median / 1000)
+    row.calls_per_sample, row.timer = timing.calls_per_sample, timing.timer
+    row.throughput_img_s = batch / (summary.median / 1000)
+    if job.compile:
+        row.environment["first_call_includes_compile"] = True
     if summary.unstable:
         row.warnings.append(
             f"unstable latency: median ±{summary.ci_halfwidth_pct:.1f}% (95% CI), "
             f"IQR {summary.iqr_pct:.0f}% of the median")
     if timing.stopped_by == "max-time" and summary.n < job.repeat:
         row.warnings.append(f"max_time_s reached after {summary.n} of {job.repeat} samples")
+    if (job.target_ci_pct is not None and timing.stopped_by == "max-time"
+            and summary.ci_halfwidth_pct > job.target_ci_pct):
+        row.warnings.append(f"target_ci_pct {job.target_ci_pct:g}% not reached in max_time_s: "
+                            f"median ±{summary.ci_halfwidth_pct:.1f}%")
+
+    row.environment["contention"] = meter.result
+    row.foreign_cpu_pct, row.contended = meter.foreign_pct, meter.contended
+    if meter.contended:
+        row.warnings.append(
+            f"contended: other processes used {meter.foreign_pct:.0f}% of the machine's CPU "
+            f"while this row was timed (load {meter.result.get('load_average_1m_start')}); "
+            "latency is likely inflated")
+
+    if sampler is not None:
+        images = summary.n * timing.calls_per_sample * batch
+        telemetry = sampler.summary(images=images)
+        row.gpu_telemetry = telemetry
+        row.gpu_power_w = telemetry.get("power_w_mean")
+        row.energy_j_per_img = telemetry.get("energy_j_per_img")
+        row.gpu_util_pct = telemetry.get("util_pct_mean")
+        row.gpu_temp_c = telemetry.get("temp_c_max")
+    else:
+        row.gpu_telemetry = {"nvml": "not sampled: device is cpu"}
 
     if cuda:
         row.peak_memory_mb = torch.cuda.max_memory_allocated() / 2**20
-        row.environment["peak_memory_reserved_mb"] = torch.cuda.max_memory_reserved() / 2**20
-        row.memory_method = "cuda max_memory_allocated (weights+activations), peak over all calls"
+        row.peak_memory_reserved_mb = torch.cuda.max_memory_reserved() / 2**20
+        row.memory_method = ("cuda max_memory_allocated (weights+inputs+activations), peak over "
+                             "the first call, warm-up and timed calls; reserved recorded too")
     elif rss_ok and baseline_rss_kib is not None:
         peak_kib = _proc_status_kib("VmHWM")
         row.peak_memory_mb = max(0, peak_kib - baseline_rss_kib) / 1024

@@ -92,6 +92,25 @@ class ModelResult(BaseModel):
     throughput_img_s: Optional[float] = None
     peak_memory_mb: Optional[float] = None
     memory_method: Optional[str] = None
+    # How it was timed (vitbench.measure); None on rows measured before these existed.
+    mode: Optional[str] = Field(None, description="latency | throughput (blocks of calls)")
+    calls_per_sample: Optional[int] = None
+    timer: Optional[str] = Field(None, description="host perf_counter | cuda events")
+    channels_last: Optional[bool] = None
+    compile: Optional[str] = Field(None, description="torch.compile mode, None = eager")
+    autocast: Optional[bool] = None
+    batch_size_search: Optional[dict[str, Any]] = Field(
+        None, description="batch_size: max — the tries (batch, fitted) and the batch found")
+    peak_memory_reserved_mb: Optional[float] = None
+    foreign_cpu_pct: Optional[float] = Field(
+        None, description="other processes' CPU during the timed loop, % of machine capacity")
+    contended: Optional[bool] = None
+    gpu_power_w: Optional[float] = None
+    energy_j_per_img: Optional[float] = None
+    gpu_util_pct: Optional[float] = None
+    gpu_temp_c: Optional[float] = None
+    gpu_telemetry: dict[str, Any] = Field(default_factory=dict,
+                                          description="NVML samples summary, or why absent")
 
     reference: dict[str, float] = Field(default_factory=dict)
     printed_decimals: dict[str, int] = Field(default_factory=dict)

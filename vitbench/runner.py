@@ -24,7 +24,7 @@ from typing import Any, Callable, Optional
 from .conventions import FLOP_CONVENTIONS, UNITS
 from .records import SCHEMA, ModelResult, RunResult
 from .spec import Job, ModelEntry, Suite
-from .suite import resolve_job, select_entries
+from .suite import resolve_jobs, select_entries
 
 #: ``on_event(kind, index, row, detail)``; kinds: "start", "stage", "done".
 EventCallback = Callable[[str, int, ModelResult, str], None]
@@ -48,25 +48,44 @@ def default_out_dir(suite: Suite, root: str | Path = "results") -> Path:
 
 def plan(suite: Suite, overrides: Optional[dict[str, Any]] = None, only=None, *,
          static_only: bool = False) -> list[PlannedRow]:
-    """Resolve every selected entry into a job and an empty (pending/unavailable) row."""
+    """Resolve every selected entry into jobs and empty (pending/unavailable) rows.
+
+    An entry with a batch-size sweep (``batch_size: [1, 8, 64]``) gives one row per batch
+    size, in the listed order; rows are then keyed by ``(name, batch_size)``. With
+    ``--static-only`` a sweep collapses to its first batch size (counts are per image).
+    ``batch_size: max`` gives one row whose ``batch_size`` is 0 until the search finds it.
+    """
     planned = []
     for entry in select_entries(suite, only):
-        job = resolve_job(suite, entry, overrides, static_only=static_only)
-        ref = entry.reference
-        row = ModelResult(
-            name=entry.name, model=entry.model or "", kwargs=entry.kwargs,
-            image_size=job.image_size,
-            batch_size=job.batch_size, device=job.device, dtype=job.dtype,
-            threads=job.threads if job.device == "cpu" else None,
-            flops_convention=job.flops_convention, tolerance_pct=job.tolerance_pct,
-            note=entry.note, source=entry.source, reference=ref.values(),
-            printed_decimals=dict(ref.printed_decimals),
-        )
-        if entry.unavailable:
-            row.status, row.error = "unavailable", entry.unavailable
-            job = None
-        planned.append(PlannedRow(entry, job, row))
+        jobs = resolve_jobs(suite, entry, overrides, static_only=static_only)
+        if static_only:
+            jobs = jobs[:1]
+        for job in jobs:
+            ref = entry.reference
+            row = ModelResult(
+                name=entry.name, model=entry.model or "", kwargs=entry.kwargs,
+                image_size=job.image_size,
+                batch_size=0 if job.max_batch else job.batch_size, device=job.device,
+                dtype=job.dtype,
+                threads=job.threads if job.device == "cpu" else None,
+                flops_convention=job.flops_convention, tolerance_pct=job.tolerance_pct,
+                note=entry.note, source=entry.source, reference=ref.values(),
+                printed_decimals=dict(ref.printed_decimals),
+                **_setting_fields(job),
+            )
+            if job.max_batch:
+                row.batch_size_search = {"requested": "max"}
+            if entry.unavailable:
+                row.status, row.error = "unavailable", entry.unavailable
+                planned.append(PlannedRow(entry, None, row))
+                break  # one row says it; a sweep of unavailable rows says nothing more
+            planned.append(PlannedRow(entry, job, row))
     return planned
+
+
+def _setting_fields(job: Job) -> dict[str, Any]:
+    return dict(mode=job.mode, channels_last=job.channels_last, compile=job.compile,
+                autocast=job.autocast)
 
 
 def check_models(planned: list[PlannedRow]) -> None:
@@ -102,6 +121,14 @@ def run_worker(job: Job, on_stage: Callable[[str], None] = lambda s: None) -> Mo
     threads = str(job.threads)
     env.update(OMP_NUM_THREADS=threads, MKL_NUM_THREADS=threads, OPENBLAS_NUM_THREADS=threads,
                PYTHONUNBUFFERED="1", TIMM_FUSED_ATTN=env.get("TIMM_FUSED_ATTN", "1"))
+    # `python:pkg.mod:fn` models resolve in the worker as they did here: the parent's working
+    # directory and import path go first on the worker's PYTHONPATH.
+    prefixes = tuple({sys.prefix, sys.base_prefix, sys.exec_prefix})
+    paths = [os.getcwd(), *(p for p in sys.path
+                            if p and os.path.isdir(p) and not p.startswith(prefixes))]
+    if env.get("PYTHONPATH"):
+        paths.append(env["PYTHONPATH"])
+    env["PYTHONPATH"] = os.pathsep.join(dict.fromkeys(paths))
     with tempfile.TemporaryDirectory(prefix="vitbench-") as tmp:
         job_path, row_path, err_path = (Path(tmp) / n for n in ("job.json", "row.json", "err.txt"))
         job_path.write_text(job.model_dump_json(), encoding="utf-8")
@@ -156,9 +183,10 @@ def _describe_exit(returncode: int) -> str:
 def _failed_row(job: Job, status: str, error: str) -> ModelResult:
     return ModelResult(
         name=job.name, model=job.model, kwargs=job.kwargs, image_size=job.image_size,
-        batch_size=job.batch_size, device=job.device, dtype=job.dtype, threads=job.threads,
+        batch_size=0 if job.max_batch else job.batch_size, device=job.device, dtype=job.dtype,
+        threads=job.threads if job.device == "cpu" else None,
         flops_convention=job.flops_convention, tolerance_pct=job.tolerance_pct,
-        status=status, error=error)
+        status=status, error=error, **_setting_fields(job))
 
 
 def run_suite(suite: Suite, *, out_dir: str | Path, overrides: Optional[dict[str, Any]] = None,
@@ -182,6 +210,12 @@ def run_suite(suite: Suite, *, out_dir: str | Path, overrides: Optional[dict[str
         results=[p.row for p in planned],
     )
     run.environment["load_average_1m_before"] = run.environment.pop("load_average_1m", None)
+    cpu_jobs = [p.job for p in planned if p.job is not None and p.job.device == "cpu"]
+    if cpu_jobs and not static_only:
+        from .env import oversubscription_warning
+
+        warning = oversubscription_warning(max(j.threads for j in cpu_jobs))
+        run.environment["warnings"] = [warning] if warning else []
 
     def save() -> None:
         run.save(out_dir / "results.json")
