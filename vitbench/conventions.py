@@ -49,7 +49,7 @@ CHEAP_OP_MARKERS: tuple[str, ...] = (
     "gelu", "relu", "silu", "sigmoid", "tanh", "hardswish", "hardsigmoid", "softplus", "elu",
     "mish", "softmax", "mean", "sum", "max", "min", "amax", "norm", "var", "std", "pool",
     "pad", "expand", "repeat", "roll", "index", "gather", "scatter", "dropout", "fill", "zeros",
-    "ones", "where", "masked", "cumsum", "floor", "ceil", "round", "sign", "erf", "reciprocal",
+    "ones", "where", "masked", "cumsum", "floor", "ceil", "round", "sign", "erf", "sin", "cos", "reciprocal",
     "im2col", "col2im", "unfold", "fold", "flip", "copy", "clone", "contiguous", "to", "type_as",
     "square", "lerp", "addcmul", "addcdiv", "topk", "sort", "argmax", "argmin", "cat", "stack",
     "split", "chunk", "narrow", "select", "slice", "view", "reshape", "permute", "transpose",
