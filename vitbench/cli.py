@@ -53,18 +53,48 @@ def _parse_image_size(value: Optional[str]) -> Optional[Any]:
     raise typer.BadParameter("expected N or HxW, e.g. 224 or 512x1024")
 
 
+def _parse_batch_size(value: str) -> Any:
+    text = value.strip().lower()
+    if text == "max":
+        return "max"
+    try:
+        numbers = [int(p) for p in text.split(",") if p.strip()]
+    except ValueError:
+        raise _fail(f"--batch-size: expected N, N,N,… or max, got {value!r}") from None
+    if not numbers:
+        raise _fail(f"--batch-size: expected N, N,N,… or max, got {value!r}")
+    return numbers[0] if len(numbers) == 1 and "," not in text else numbers
+
+
+def _parse_compile(value: Optional[str]) -> Any:
+    if value is None:
+        return None
+    text = value.strip().lower()
+    if text in ("off", "false", "no", "none"):
+        return False
+    if text not in ("default", "reduce-overhead", "max-autotune"):
+        raise _fail(f"--compile: expected off, default, reduce-overhead or max-autotune, got {value!r}")
+    return text
+
+
 @app.command()
 def run(
     suite_path: Path = typer.Argument(..., metavar="SUITE", help="suite YAML, e.g. suites/lightweight.yaml"),
     device: Optional[str] = typer.Option(None, "--device", help="cpu | cuda | auto (overrides the suite)"),
     dtype: Optional[str] = typer.Option(None, "--dtype", help="float32 | float16 | bfloat16"),
-    batch_size: Optional[int] = typer.Option(None, "--batch-size", "-b", min=1, help="images per forward pass"),
+    batch_size: Optional[str] = typer.Option(None, "--batch-size", "-b", help="images per forward pass: N, a sweep N,N,… (one row each), or max (cuda)"),
     image_size: Optional[str] = typer.Option(None, "--image-size", help="N or HxW, for every row"),
     threads: Optional[int] = typer.Option(None, "--threads", min=1, help="CPU threads [default: usable CPUs − 1]"),
     warmup: Optional[int] = typer.Option(None, "--warmup", min=0, help="untimed iterations before timing"),
     repeat: Optional[int] = typer.Option(None, "--repeat", min=1, help="timed iterations, at least"),
     min_time: Optional[float] = typer.Option(None, "--min-time", min=0, help="timed seconds, at least"),
     timeout: Optional[float] = typer.Option(None, "--timeout", min=1, help="seconds before a model's worker is killed"),
+    max_time: Optional[float] = typer.Option(None, "--max-time", help="stop timing a row after this many seconds"),
+    target_ci: Optional[float] = typer.Option(None, "--target-ci", help="time on until the median's 95% CI is within ±this % (or --max-time)"),
+    mode: Optional[str] = typer.Option(None, "--mode", help="latency (sync every call) | throughput (blocks of calls)"),
+    channels_last: Optional[bool] = typer.Option(None, "--channels-last/--no-channels-last", help="NHWC memory format"),
+    compile_mode: Optional[str] = typer.Option(None, "--compile", help="torch.compile: off | default | reduce-overhead | max-autotune"),
+    autocast: Optional[bool] = typer.Option(None, "--autocast/--no-autocast", help="float32 weights under torch.autocast(--dtype)"),
     flops_convention: Optional[str] = typer.Option(None, "--flops-convention", help="matmul-only | fvcore"),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="result folder [default: results/SUITE/UTC-STAMP]"),
     only: Optional[list[str]] = typer.Option(None, "--only", help="measure only this row (repeatable)"),
@@ -94,14 +124,20 @@ def run(
     overrides = {k: v for k, v in dict(
         device=device, dtype=dtype, batch_size=batch_size, image_size=_parse_image_size(image_size),
         threads=threads, warmup=warmup, repeat=repeat, min_time_s=min_time, timeout_s=timeout,
-        flops_convention=flops_convention).items() if v is not None}
+        flops_convention=flops_convention, max_time_s=max_time, target_ci_pct=target_ci,
+        mode=mode, channels_last=channels_last, autocast=autocast,
+        compile=_parse_compile(compile_mode)).items() if v is not None}
+    if batch_size is not None:
+        overrides["batch_size"] = _parse_batch_size(batch_size)
     try:
         from .spec import Settings
 
         Settings.model_validate(overrides)
     except Exception as exc:  # noqa: BLE001 - pydantic's message, shortened
         first = getattr(exc, "errors", lambda: [{"loc": ("?",), "msg": str(exc)}])()[0]
-        raise _fail(f"--{str(first['loc'][0]).replace('_s', '').replace('_', '-')}: {first['msg']}")
+        field = str(first["loc"][0])
+        option = {"target_ci_pct": "target-ci"}.get(field, field.removesuffix("_s").replace("_", "-"))
+        raise _fail(f"--{option}: {first['msg'].removeprefix('Value error, ')}")
     try:
         suite = load_suite(suite_path)
         out_dir = out or default_out_dir(suite)
