@@ -13,7 +13,8 @@ from typing import Callable
 BUILDERS: dict[str, Callable] = {}
 
 #: Modules whose import registers builders (kept lazy so ``import vitbench`` stays light).
-_BUILDER_MODULES = ("vitbench.builders.pvt",)
+_BUILDER_MODULES = ("vitbench.builders.pvt", "vitbench.builders.fixtures", "vitbench.builders.detr",
+                    "vitbench.builders.segmenter")
 
 
 def register(fn: Callable) -> Callable:
