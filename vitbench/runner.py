@@ -115,8 +115,8 @@ def _merge(planned_row: ModelResult, measured: ModelResult) -> ModelResult:
     return merged
 
 
-def run_worker(job: Job, on_stage: Callable[[str], None] = lambda s: None) -> ModelResult:
-    """Measure ``job`` in a fresh Python process, with a timeout. Never raises for the model."""
+def worker_env(job: Job) -> dict[str, str]:
+    """The worker's environment: threads fixed before torch loads, the parent's import path."""
     env = dict(os.environ)
     threads = str(job.threads)
     env.update(OMP_NUM_THREADS=threads, MKL_NUM_THREADS=threads, OPENBLAS_NUM_THREADS=threads,
@@ -129,6 +129,12 @@ def run_worker(job: Job, on_stage: Callable[[str], None] = lambda s: None) -> Mo
     if env.get("PYTHONPATH"):
         paths.append(env["PYTHONPATH"])
     env["PYTHONPATH"] = os.pathsep.join(dict.fromkeys(paths))
+    return env
+
+
+def run_worker(job: Job, on_stage: Callable[[str], None] = lambda s: None) -> ModelResult:
+    """Measure ``job`` in a fresh Python process, with a timeout. Never raises for the model."""
+    env = worker_env(job)
     with tempfile.TemporaryDirectory(prefix="vitbench-") as tmp:
         job_path, row_path, err_path = (Path(tmp) / n for n in ("job.json", "row.json", "err.txt"))
         job_path.write_text(job.model_dump_json(), encoding="utf-8")
@@ -152,10 +158,17 @@ def run_worker(job: Job, on_stage: Callable[[str], None] = lambda s: None) -> Mo
             if row_path.is_file():
                 return ModelResult.model_validate_json(row_path.read_text(encoding="utf-8"))
             stderr.seek(0)
-            tail = [line for line in stderr.read().splitlines() if line.strip()][-3:]
+            tail = [line for line in stderr.read().splitlines()
+                    if line.strip() and not _is_warning_noise(line)][-3:]
         reason = _describe_exit(returncode)
         detail = f": {' | '.join(tail)}" if tail else ""
         return _failed_row(job, "failed", f"worker {reason}{detail}"[:800])
+
+
+def _is_warning_noise(line: str) -> bool:
+    """Library warnings on stderr say nothing about why a worker died."""
+    text = line.strip()
+    return "Warning:" in text or text.startswith("warnings.warn(")
 
 
 def _relay_stages(proc: subprocess.Popen, on_stage: Callable[[str], None]) -> None:

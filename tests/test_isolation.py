@@ -1,0 +1,115 @@
+"""A model that hangs, raises or kills its worker costs one row; the suite goes on.
+
+The subprocess test starts one real worker per row (each imports torch: several seconds on a
+busy 2-core machine), so it is marked ``slow``; the in-process checks are quick.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+
+import pytest
+
+from vitbench.spec import Job
+
+FIXTURES = "python:tests.fixtures_models"
+
+
+def _job(model: str, **changes) -> Job:
+    fields = dict(name=model, model=f"{FIXTURES}:{model}", kwargs={}, image_size=(32, 32),
+                  batch_size=1, device="cpu", dtype="float32", threads=1, warmup=1,
+                  warmup_s=0.0, repeat=3, min_time_s=0.0, max_time_s=5.0, timeout_s=120,
+                  flops_convention="matmul-only", tolerance_pct=5.0)
+    fields.update(changes)
+    return Job(**fields)
+
+
+def test_forward_that_raises_is_a_failed_row_in_process():
+    from vitbench.measure import measure_job
+
+    row = measure_job(_job("raises", count=False))
+    assert row.status == "failed"
+    assert "fixture forward failed on purpose" in row.error and row.error.startswith("time:")
+
+
+def test_builder_returning_no_module_is_a_failed_build():
+    from vitbench.measure import measure_job
+
+    row = measure_job(_job("not_a_module"))
+    assert row.status == "failed" and "not a torch.nn.Module" in row.error
+
+
+def test_worker_env_fixes_threads_and_carries_the_import_path():
+    from vitbench.runner import worker_env
+
+    env = worker_env(_job("tiny", threads=3))
+    assert env["OMP_NUM_THREADS"] == env["MKL_NUM_THREADS"] == "3"
+    assert env["PYTHONPATH"].split(os.pathsep)[0] == os.getcwd()
+
+
+@pytest.mark.parametrize("code, expected", [
+    (3, "exited with status 3"),
+    (-signal.SIGKILL, "died with SIGKILL (killed: most likely out of memory)"),
+    (-signal.SIGSEGV, "died with SIGSEGV"),
+])
+def test_exit_reasons_are_readable(code, expected):
+    from vitbench.runner import _describe_exit
+
+    assert _describe_exit(code) == expected
+
+
+SUITE = f"""
+name: isolation
+defaults: {{threads: 1, image_size: 32, warmup: 1, repeat: 3, min_time_s: 0, timeout_s: 120}}
+models:
+  - {{name: hangs, model: "{FIXTURES}:hangs", timeout_s: 10}}
+  - {{name: raises, model: "{FIXTURES}:raises"}}
+  - {{name: exits, model: "{FIXTURES}:exits"}}
+  - {{name: killed, model: "{FIXTURES}:killed"}}
+  - {{name: tiny, model: "{FIXTURES}:tiny", batch_size: [1, 2]}}
+"""
+
+
+@pytest.fixture(scope="module")
+def isolation_run(tmp_path_factory):
+    from vitbench.runner import run_suite
+    from vitbench.suite import parse_suite
+
+    out = tmp_path_factory.mktemp("isolation")
+    run = run_suite(parse_suite(SUITE, "isolation.yaml"), out_dir=out, write_derived=False)
+    return {(r.name, r.batch_size): r for r in run.results}, run, out
+
+
+@pytest.mark.slow
+def test_a_hanging_forward_becomes_a_timeout_row(isolation_run):
+    rows, _, _ = isolation_run
+    row = rows[("hangs", 1)]
+    assert row.status == "timeout" and "timed out after 10 s" in row.error
+
+
+@pytest.mark.slow
+def test_a_raising_forward_becomes_a_failed_row(isolation_run):
+    rows, _, _ = isolation_run
+    row = rows[("raises", 1)]
+    assert row.status == "failed" and "fixture forward failed on purpose" in row.error
+
+
+@pytest.mark.slow
+def test_a_worker_that_exits_or_is_killed_becomes_a_failed_row(isolation_run):
+    rows, _, _ = isolation_run
+    assert rows[("exits", 1)].status == "failed"
+    assert rows[("exits", 1)].error.startswith("worker exited with status 3")
+    assert rows[("killed", 1)].status == "failed"
+    assert rows[("killed", 1)].error.startswith("worker died with SIGKILL")
+
+
+@pytest.mark.slow
+def test_rows_after_the_failures_still_run_once_per_batch_size(isolation_run):
+    rows, run, out = isolation_run
+    for batch in (1, 2):
+        row = rows[("tiny", batch)]
+        assert row.status == "ok", row.error
+        assert row.latency_ms["n"] >= 3 and row.batch_size == batch
+    assert run.complete and (out / "results.json").is_file()
+    assert "warnings" in run.environment, "the oversubscription check lands in the JSON"
