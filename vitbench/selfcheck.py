@@ -1,0 +1,208 @@
+"""A benchmark of the harness itself: does vitbench's number agree with simpler ways to time
+the same model, and how much does it move from one fresh process to the next?
+
+Two measurements, per model (random weights, batch 1, fixed threads):
+
+1. **Agreement, in one process.** The same built model and input are timed, one after the
+   other, by
+   * ``vitbench`` — :func:`vitbench.timing.time_calls` (first call apart, warm-up, stop rules),
+     median;
+   * ``bare loop`` — ``time.perf_counter`` around each call in a plain Python loop after the
+     same warm-up, median;
+   * ``timm method`` — the method of timm's ``benchmark.py`` (reproduced, not imported):
+     10 warm-up steps, then the mean step time over 40 timed steps;
+   * ``torch Timer`` — ``torch.utils.benchmark.Timer(..., num_threads=threads)
+     .blocked_autorange(min_run_time)``, median.
+   The ratios vitbench / reference show the harness's overhead or bias (1.00 = none).
+2. **Run-to-run spread.** ``invocations`` fresh worker processes (exactly what ``vitbench run``
+   starts) time the model again; the spread is max/min of their medians.
+
+Each timing also records the CPU other processes used meanwhile (``foreign_cpu_pct``), since
+on a shared machine contention, not the harness, usually decides the spread.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Optional
+
+DEFAULT_MODELS = ("timm:resnet18", "timm:deit_tiny_patch16_224", "timm:pvt_v2_b0")
+
+#: timm benchmark.py's defaults (--num-warm-iter, --num-bench-iter).
+TIMM_WARMUP, TIMM_STEPS = 10, 40
+
+
+@dataclass
+class Check:
+    model: str
+    threads: int
+    image_size: int
+    methods: dict[str, dict[str, Any]] = field(default_factory=dict)
+    invocations: list[dict[str, Any]] = field(default_factory=list)
+    error: Optional[str] = None
+
+    def median(self, method: str) -> Optional[float]:
+        return self.methods.get(method, {}).get("ms")
+
+    def ratio(self, reference: str) -> Optional[float]:
+        ours, theirs = self.median("vitbench"), self.median(reference)
+        return ours / theirs if ours and theirs else None
+
+    @property
+    def invocation_medians(self) -> list[float]:
+        return [i["median_ms"] for i in self.invocations if i.get("median_ms")]
+
+    @property
+    def spread(self) -> Optional[float]:
+        values = self.invocation_medians
+        return max(values) / min(values) if len(values) >= 2 else None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "model": self.model, "threads": self.threads, "image_size": self.image_size,
+            "error": self.error, "methods": self.methods,
+            "ratio_vs_bare_loop": self.ratio("bare loop"),
+            "ratio_vs_timm_method": self.ratio("timm method"),
+            "ratio_vs_torch_timer": self.ratio("torch Timer"),
+            "invocations": self.invocations,
+            "invocation_medians_ms": self.invocation_medians,
+            "spread_max_over_min": self.spread,
+        }
+
+
+def _measured(fn: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+    from .env import ContentionMeter
+
+    with ContentionMeter() as meter:
+        result = fn()
+    result["foreign_cpu_pct"] = meter.foreign_pct
+    result["wall_s"] = meter.result.get("wall_s")
+    return result
+
+
+def agreement(model: str, *, threads: int = 1, image_size: int = 224, warmup: int = 10,
+              min_time_s: float = 1.5, repeat: int = 30) -> Check:
+    """Time one model four ways in this process (see the module docstring)."""
+    import torch
+    import torch.utils.benchmark as tbench
+
+    from . import zoo
+    from .measure import configure_threads
+    from .stats import summarize
+    from .timing import Protocol, time_calls
+
+    check = Check(model=model, threads=threads, image_size=image_size)
+    configure_threads(threads)
+    try:
+        torch.manual_seed(0)
+        module = zoo.build_model(model, {}, (image_size, image_size))
+        inputs = zoo.example_inputs(module, 1, (image_size, image_size))
+    except Exception as exc:  # noqa: BLE001 - reported on the check, the others go on
+        check.error = f"{exc.__class__.__name__}: {exc}"
+        return check
+
+    def forward():
+        return module(*inputs)
+
+    def ours() -> dict[str, Any]:
+        timing = time_calls(forward, Protocol(warmup=warmup, repeat=repeat, min_time_s=min_time_s))
+        summary = summarize(timing.samples_ms)
+        return {"ms": summary.median, "n": summary.n, "statistic": "median",
+                "ci_halfwidth_pct": round(summary.ci_halfwidth_pct, 2)}
+
+    def bare() -> dict[str, Any]:
+        for _ in range(warmup):
+            forward()
+        samples, spent = [], 0.0
+        while len(samples) < repeat or spent < min_time_s:
+            start = time.perf_counter()
+            forward()
+            elapsed = time.perf_counter() - start
+            samples.append(elapsed * 1000)
+            spent += elapsed
+        return {"ms": statistics.median(samples), "n": len(samples), "statistic": "median"}
+
+    def timm_method() -> dict[str, Any]:
+        for _ in range(TIMM_WARMUP):
+            forward()
+        total = 0.0
+        for _ in range(TIMM_STEPS):
+            start = time.perf_counter()
+            forward()
+            total += time.perf_counter() - start
+        return {"ms": total / TIMM_STEPS * 1000, "n": TIMM_STEPS, "statistic": "mean"}
+
+    def torch_timer() -> dict[str, Any]:
+        timer = tbench.Timer(stmt="forward()", globals={"forward": forward},
+                             num_threads=threads)
+        measurement = timer.blocked_autorange(min_run_time=min_time_s)
+        return {"ms": measurement.median * 1000, "n": len(measurement.times),
+                "statistic": "median of blocks", "block_calls": measurement.number_per_run}
+
+    with torch.inference_mode():
+        for name, method in (("vitbench", ours), ("bare loop", bare), ("timm method", timm_method),
+                             ("torch Timer", torch_timer)):
+            try:
+                check.methods[name] = _measured(method)
+            except Exception as exc:  # noqa: BLE001
+                check.methods[name] = {"error": f"{exc.__class__.__name__}: {exc}"}
+    return check
+
+
+def invocations(check: Check, count: int, *, warmup: int = 10, min_time_s: float = 1.5,
+                repeat: int = 30, timeout_s: float = 300) -> None:
+    """Time ``check.model`` in ``count`` fresh worker processes; fills ``check.invocations``."""
+    from .runner import run_worker
+    from .spec import Job
+
+    job = Job(name=check.model, model=check.model, kwargs={},
+              image_size=(check.image_size, check.image_size), batch_size=1, device="cpu",
+              dtype="float32", threads=check.threads, warmup=warmup, warmup_s=0.0,
+              repeat=repeat, min_time_s=min_time_s, max_time_s=60.0, timeout_s=timeout_s,
+              flops_convention="matmul-only", tolerance_pct=5.0, count=False)
+    for index in range(count):
+        started = time.perf_counter()
+        row = run_worker(job)
+        entry: dict[str, Any] = {"invocation": index + 1, "status": row.status,
+                                 "wall_s": round(time.perf_counter() - started, 2)}
+        if row.status == "ok":
+            entry.update(median_ms=row.latency_ms["median"], n=row.latency_ms["n"],
+                         ci_halfwidth_pct=row.latency_ms["ci_halfwidth_pct"],
+                         foreign_cpu_pct=row.foreign_cpu_pct, contended=row.contended)
+        else:
+            entry["error"] = row.error
+        check.invocations.append(entry)
+
+
+def run_selfcheck(models=DEFAULT_MODELS, *, threads: int = 1, image_size: int = 224,
+                  invocation_count: int = 3, min_time_s: float = 1.5,
+                  on_progress: Callable[[str], None] = lambda message: None) -> dict[str, Any]:
+    """Agreement for every model, then the fresh-process spread; a JSON-ready report."""
+    from .env import environment
+
+    started = time.perf_counter()
+    env = environment(with_gpu=False)
+    checks = []
+    for model in models:
+        on_progress(f"{model}: timing four ways in this process")
+        checks.append(agreement(model, threads=threads, image_size=image_size,
+                                min_time_s=min_time_s))
+    for check in checks:
+        if check.error or invocation_count < 1:
+            continue
+        on_progress(f"{check.model}: {invocation_count} fresh worker processes")
+        invocations(check, invocation_count, min_time_s=min_time_s)
+    from .env import load_average
+
+    env["load_average_1m_after"] = load_average()
+    return {
+        "kind": "vitbench.selfcheck/1",
+        "settings": {"threads": threads, "image_size": image_size, "batch_size": 1,
+                     "min_time_s": min_time_s, "invocations": invocation_count,
+                     "timm_method": f"{TIMM_WARMUP} warm-up steps, mean of {TIMM_STEPS}"},
+        "environment": env,
+        "checks": [c.to_dict() for c in checks],
+        "wall_s": round(time.perf_counter() - started, 1),
+    }
