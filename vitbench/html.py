@@ -156,7 +156,7 @@ def to_html(run, plots: Sequence[tuple[str, str, str, str]] = (),
     out.append(table_html(report))
     out.append("<h2>How this was measured</h2>")
     out.append('<ul class="protocol">' + "".join(
-        f"<li>{_esc(line).replace('**bold**', '<strong>bold</strong>')}</li>"
+        f"<li>{_esc(line)}</li>"
         for line in protocol_lines(report)) + "</ul>")
     notes = [(m.name, m.static.note) for m in report.rows if m.static.note]
     warnings = []

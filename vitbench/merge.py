@@ -69,10 +69,16 @@ class MergedReport:
         return self.suite.get("title") or self.suite.get("name") or "vitbench results"
 
 
-def _column_key(run_index: int, row: ModelResult) -> tuple:
+def _column_key(run_index: int, row: ModelResult, sweep: bool) -> tuple:
     # One column per run and device: rows of one run that set their own batch or input size
-    # stay in the run's column (the table says so in the row), as a paper's table would.
-    return (run_index, row.device)
+    # stay in the run's column (the table says so in the row), as a paper's table would. A
+    # run with a batch sweep (one row per name and batch size) gets a column per batch size.
+    return (run_index, row.device, row.batch_size if sweep else None)
+
+
+def _is_sweep(run: RunResult) -> bool:
+    names = [r.name for r in run.results if r.status != "unavailable"]
+    return len(names) != len(set(names))
 
 
 def _mode(values: list) -> Any:
@@ -136,6 +142,7 @@ def merge_runs(runs: Sequence[RunResult], sources: Sequence[str | Path] = ()) ->
     columns: dict[tuple, Column] = {}
     rows: dict[str, MergedRow] = {}
     for index, run in enumerate(runs):
+        sweep = _is_sweep(run)
         for result in run.results:
             merged = rows.get(result.name)
             if merged is None:
@@ -144,7 +151,7 @@ def merge_runs(runs: Sequence[RunResult], sources: Sequence[str | Path] = ()) ->
                 merged.static = result
             if result.status == "unavailable" or _static_only(result):
                 continue  # nothing timed: no latency column for it
-            key = _column_key(index, result)
+            key = _column_key(index, result, sweep)
             if key not in columns:
                 columns[key] = Column(key=key, run_index=index, device=result.device,
                                       batch_size=result.batch_size, dtype=result.dtype,

@@ -462,11 +462,15 @@ def plot_resolution_sweep(report: MergedReport) -> Outcome:
             if pts:
                 ax.plot(*zip(*pts), marker=MARKERS[index % 8], color=OKABE_ITO[index % 8],
                         linewidth=1.4, label=labels[key])
-    for ax, ylabel in zip(axes, ("GFLOPs per image (10⁹ MACs)", "latency (ms, median)")):
+    latency_label = "latency (ms, median)"
+    if first_column is not None:
+        latency_label = (f"{first_column.device_label} latency, batch {first_column.batch_size} "
+                         "(ms, median)")
+    for ax, ylabel in zip(axes, ("GFLOPs per image (10⁹ MACs)", latency_label)):
         _apply_style(ax)
         ax.set_xlabel("input side (px; √(H·W) for non-square inputs)")
         ax.set_ylabel(ylabel)
-        ax.legend(loc="upper left")
+    _figure_legend(fig, *axes)
     fig.suptitle("Cost vs input resolution", fontweight="bold")
     return Plot(name, "Cost vs input resolution",
                 "Rows of one model (same builder and arguments) at several input sizes. Attention "

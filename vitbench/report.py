@@ -118,7 +118,8 @@ def _flat_rows(data: RunLike) -> list[dict[str, Any]]:
     out = []
     for index, run in enumerate(report.runs):
         for row in run.results:
-            label = labels.get((index, row.device), "") if row.status != "unavailable" else ""
+            label = "" if row.status == "unavailable" else labels.get(
+                (index, row.device, row.batch_size), labels.get((index, row.device, None), ""))
             out.append(flat_row(row, label, run.created_utc))
     return out
 
@@ -260,6 +261,10 @@ def build_table(data: RunLike) -> Table:
             column_fields.append((column, "throughput"))
         heads.append((f"{group} peak mem (MB)", group, "mem (MB)", True))
         column_fields.append((column, "memory"))
+        if any(getattr(r.cell(column), "energy_j_per_img", None) is not None
+               for r in report.rows if r.cell(column) is not None):
+            heads.append((f"{group} energy (J/img)", group, "J/img", True))
+            column_fields.append((column, "energy"))
     heads.append(("Status", "", "Status", False))
     table.headers = [h[0] for h in heads]
     table.groups = [h[1] for h in heads]
@@ -335,6 +340,9 @@ def _column_cell(table: Table, merged: MergedRow, column: Column, what: str) -> 
         return Cell(text, latency.get("median"), kind="warn" if unstable else "", title=title)
     if what == "throughput":
         return Cell(fmt(result.throughput_img_s, 1), result.throughput_img_s)
+    if what == "energy":
+        energy = getattr(result, "energy_j_per_img", None)
+        return Cell(fmt(energy, 3), energy)
     if what == "memory":
         return Cell(fmt(result.peak_memory_mb, 1), result.peak_memory_mb,
                     title=result.memory_method or "")
@@ -427,8 +435,7 @@ def protocol_lines(run: RunLike) -> list[str]:
         lines.append(f"GFLOPs ({convention}): {FLOP_CONVENTIONS.get(convention, convention)}.")
     lines.append("Params: all parameters, millions. Δ = (measured − printed) / printed; ✓ within "
                  "tolerance (default 5 %, widened to the printed precision: 0.4 stands for "
-                 "0.35–0.45), ✗ outside it; **bold**: the measured value rounds to the printed "
-                 "one at the printed precision.")
+                 "0.35–0.45), ✗ outside it.")
     timed = [r for r in ok if r.latency_ms]
     if timed:
         samples = min(r.latency_ms.get("n") or 0 for r in timed)
@@ -463,6 +470,8 @@ def to_markdown(run: RunLike, plots: Sequence[tuple[str, str]] = (),
     if suite.get("source"):
         parts += [f"Printed values from {suite['source']}.", ""]
     parts += [markdown_table(report), ""]
+    parts += ["- **Bold**: the measured value rounds to the printed one at the printed "
+              "precision (it matches the paper)."]
     parts += [f"- {line}" for line in protocol_lines(report)]
     notes = [(m.name, m.static.note) for m in report.rows if m.static.note]
     warnings: list[tuple[str, str]] = []
@@ -554,17 +563,20 @@ def write_reports(run: RunLike, out_dir: str | Path,
         for plot in drawn:
             if "png" in formats or "svg" in formats:
                 plot_dir.mkdir(exist_ok=True)
+            rendered: dict[str, bytes] = {}
             for ext in ("png", "svg"):
                 if ext in formats:
                     path = plot_dir / f"{plot.name}.{ext}"
-                    _write_atomic(path, _plots.render(plot.figure, ext))
+                    rendered[ext] = _plots.render(plot.figure, ext)
+                    _write_atomic(path, rendered[ext])
                     written.append(path)
             if "png" in formats:
                 plot_links.append((plot.title, f"plots/{plot.name}.png"))
             elif "svg" in formats:
                 plot_links.append((plot.title, f"plots/{plot.name}.svg"))
             if "html" in formats:
-                svgs[plot.name] = _plots.render(plot.figure, "svg").decode("utf-8")
+                svgs[plot.name] = (rendered.get("svg") or _plots.render(plot.figure, "svg")
+                                   ).decode("utf-8")
             _plots.close(plot.figure)
         if "html" in formats:
             from .html import to_html

@@ -1,0 +1,153 @@
+"""Markdown/CSV reports: golden files, merging runs, the `vitbench report` command."""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from vitbench import report
+from vitbench.cli import app
+from vitbench.errors import ResultsError
+from vitbench.merge import load_runs, merge_runs
+from vitbench.records import RunResult
+
+DATA = Path(__file__).parent / "data"
+CPU_B1 = DATA / "report_cpu_b1.json"         # `vitbench run suites/lightweight.yaml`, real
+CPU_B4 = DATA / "report_cpu_b4.json"         # 3 rows, --threads 1 --repeat 10 --batch-size 4, real
+GPU = DATA / "report_synthetic_cuda.json"    # CPU_B1 hand-edited into a cuda run: NOT measured
+UPDATE = os.environ.get("VITBENCH_UPDATE_GOLDEN") == "1"
+
+
+def _golden(name: str, text: str) -> None:
+    path = DATA / name
+    if UPDATE:
+        path.write_text(text, encoding="utf-8")
+    assert text == path.read_text(encoding="utf-8"), (
+        f"{name} changed; if intended, regenerate with VITBENCH_UPDATE_GOLDEN=1")
+
+
+def test_markdown_matches_golden():
+    _golden("report_golden.md", report.to_markdown(RunResult.load(CPU_B1)))
+
+
+def test_csv_matches_golden():
+    _golden("report_golden.csv", report.to_csv(RunResult.load(CPU_B1)))
+
+
+def test_merged_markdown_matches_golden():
+    runs, _ = load_runs([CPU_B1, GPU])
+    _golden("report_golden_merged.md", report.to_markdown(runs))
+
+
+def test_csv_columns_only_ever_appended():
+    first_version = (
+        "name", "model", "image_size", "batch_size", "device", "dtype", "threads", "status",
+        "error", "params_m", "gflops", "flops_convention", "gflops_counter", "gflops_crosscheck",
+        "counters_agree", "uncounted_ops", "gap_ops", "latency_ms_median", "latency_ms_p90",
+        "latency_ms_p99", "latency_ms_min", "latency_ms_mean", "latency_ms_ci_low",
+        "latency_ms_ci_high", "latency_samples", "latency_unstable", "first_call_ms",
+        "throughput_img_s", "peak_memory_mb", "paper_params_m", "paper_gflops", "paper_top1",
+        "paper_latency_cpu_ms", "paper_latency_gpu_ms", "paper_throughput_cpu_img_s",
+        "paper_throughput_gpu_img_s", "paper_fps", "paper_gpu_memory_mb", "paper_miou",
+        "delta_params_pct", "delta_gflops_pct", "params_within_tolerance",
+        "gflops_within_tolerance", "note", "source")
+    assert report.CSV_COLUMNS[:len(first_version)] == first_version
+    assert len(set(report.CSV_COLUMNS)) == len(report.CSV_COLUMNS)
+
+
+def test_markdown_is_paper_style():
+    run = RunResult.load(CPU_B1)
+    text = report.to_markdown(run)
+    table = report.markdown_table(run)
+    names = [line.split("|")[1].strip() for line in table.splitlines()[2:] if line.startswith("|")]
+    assert names == [r.name for r in run.results]            # the suite's order and labels
+    assert "Params (M)" in table and "CPU latency (ms)" in table and "peak mem (MB)" in table
+    # long reasons are footnotes, not cell text; identical reasons share one footnote
+    assert "unavailable[^1]" in table
+    assert table.count("[^5]") == 4  # three EMSNet rows + the definition
+    assert "the seed gives no configuration" not in table.split("[^1]:")[0]
+    # matches at printed precision are bold; Δ with the tolerance mark
+    assert "**11.69**" in table and "-0.1% ✓" in table
+    assert "Environment: batch 1, float32, 1 thread; AMD EPYC (2 usable CPUs)" in text
+
+
+def test_merge_cpu_and_gpu_into_one_table():
+    runs, paths = load_runs([GPU, CPU_B1])  # order of the files does not matter
+    merged = merge_runs(runs, paths)
+    assert [c.label for c in merged.columns] == ["CPU", "GPU"]
+    assert [r.name for r in merged.rows] == [r.name for r in runs[1].results]
+    table = report.markdown_table(merged)
+    header = table.splitlines()[0]
+    assert header.index("CPU latency (ms)") < header.index("GPU latency (ms)")
+    tnt = next(line for line in table.splitlines() if line.startswith("| TNT-Ti"))
+    assert "93.38" in tnt and "failed[^" in tnt and "failed (GPU)" in tnt
+    assert "CUDA out of memory" in table.split("\n\n", 1)[1]  # as a footnote
+    pvt = next(line for line in table.splitlines() if line.startswith("| PVTv2-B0 "))
+    assert "52.07" in pvt and "0.469" in pvt
+    lines = report.protocol_lines(merged)
+    assert any(line.startswith("CPU: batch 1") for line in lines)
+    assert any(line.startswith("GPU: batch 1") and "SYNTHETIC GPU" in line for line in lines)
+
+
+def test_merge_batch_sizes_labels_and_throughput():
+    runs, _ = load_runs([CPU_B1, CPU_B4])
+    merged = merge_runs(runs)
+    assert [c.label for c in merged.columns] == ["CPU b1", "CPU b4"]
+    table = report.build_table(merged)
+    assert "CPU b4 throughput (img/s)" in table.headers
+    assert "CPU b1 throughput (img/s)" not in table.headers  # batch 1: it is 1000 / latency
+
+
+def test_batch_sweep_inside_one_run_gets_a_column_per_batch():
+    run = RunResult.load(CPU_B4)
+    sweep = run.model_copy(deep=True)
+    extra = [r.model_copy(update={"batch_size": 8}) for r in sweep.results]
+    sweep.results = [x for pair in zip(sweep.results, extra) for x in pair]
+    merged = merge_runs([sweep])
+    assert [c.label for c in merged.columns] == ["CPU b4", "CPU b8"]
+    assert len(merged.rows) == 3
+    rows = list(csv.DictReader(io.StringIO(report.to_csv(sweep))))
+    assert [r["column"] for r in rows[:2]] == ["CPU b4", "CPU b8"]
+
+
+def test_merge_refuses_different_suites():
+    other = RunResult.load(CPU_B1)
+    other.suite = {**other.suite, "name": "another"}
+    with pytest.raises(ResultsError, match="different suites"):
+        merge_runs([RunResult.load(CPU_B1), other])
+
+
+def test_csv_long_format_for_merged_runs():
+    runs, _ = load_runs([CPU_B1, GPU])
+    rows = list(csv.DictReader(io.StringIO(report.to_csv(runs))))
+    assert len(rows) == 28
+    assert {r["column"] for r in rows if r["status"] == "ok"} == {"CPU", "GPU"}
+    resnet = [r for r in rows if r["name"] == "ResNet-18"]
+    assert [r["device"] for r in resnet] == ["cpu", "cuda"]
+    assert resnet[0]["params_matches_printed"] == "True"
+
+
+def test_write_reports_default_is_fast_csv_and_md(tmp_path):
+    written = report.write_reports(RunResult.load(CPU_B1), tmp_path)
+    assert sorted(p.name for p in written) == ["results.csv", "results.md"]
+    assert not (tmp_path / "plots").exists()
+
+
+def test_write_reports_rejects_unknown_format(tmp_path):
+    with pytest.raises(ResultsError, match="unknown report format 'pdf'"):
+        report.write_reports(RunResult.load(CPU_B1), tmp_path, formats="md,pdf")
+
+
+def test_report_command_merges(tmp_path):
+    result = CliRunner().invoke(app, ["report", str(CPU_B1), str(GPU.parent / GPU.name),
+                                      "--format", "md,csv", "--out", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    text = (tmp_path / "results.md").read_text(encoding="utf-8")
+    assert "GPU latency (ms)" in text and "Merged from 2 runs" in text
+    bad = CliRunner().invoke(app, ["report", str(tmp_path / "missing.json")])
+    assert bad.exit_code == 2
