@@ -1,0 +1,58 @@
+"""Every suite file validates; the seed suites keep their printed values and explain misses."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from vitbench.cli import app
+from vitbench.suite import load_suite
+
+SUITE_DIR = Path(__file__).resolve().parents[1] / "suites"
+SUITES = sorted(SUITE_DIR.glob("*.yaml"))
+#: One suite per classification efficiency table of the seeds (lightweight.yaml is the first).
+SEED_SUITE_NAMES = (
+    "lightweight", "transformer-ls", "emsnet-latency", "mat-memory", "mat-1-3", "mat-4-5",
+    "partialformer-b0-b2", "partialformer-b3-b4", "partialformer-throughput",
+    "partial-attention", "mobilevit-architecture", "segmenter-backbones",
+)
+SEED_SUITES = [SUITE_DIR / f"{name}.yaml" for name in SEED_SUITE_NAMES]
+
+
+def test_there_are_seed_suites():
+    assert all(path.exists() for path in SEED_SUITES)
+
+
+@pytest.mark.parametrize("path", SUITES, ids=lambda p: p.name)
+def test_suite_validates(path):
+    result = CliRunner().invoke(app, ["validate", str(path)])
+    assert result.exit_code == 0, result.output
+
+
+@pytest.mark.parametrize("path", SEED_SUITES, ids=lambda p: p.name)
+def test_seed_suite_rows_are_complete(path):
+    suite = load_suite(path)
+    assert suite.source.startswith(("002_", "003_", "004_"))
+    for entry in suite.models:
+        assert entry.reference.params_m is not None, entry.name
+        assert (entry.model is None) == bool(entry.unavailable), entry.name
+        assert entry.source is None or entry.source.startswith(suite.source[:4])
+
+
+def test_printed_precision_is_kept():
+    suite = load_suite(next(p for p in SEED_SUITES if p.name == "partialformer-b3-b4.yaml"))
+    resnet = next(e for e in suite.models if e.name == "ResNet-50")
+    assert resnet.reference.params_m == 26 and resnet.reference.printed_decimals["params_m"] == 0
+    pvt = next(e for e in suite.models if e.name == "PVTv2-B2")
+    assert pvt.reference.printed_decimals["gflops"] == 1  # printed "4.0"
+
+
+def test_slide_errors_have_notes():
+    for path in SEED_SUITES:
+        for entry in load_suite(path).models:
+            if entry.model == "timm:pvt_v2_b1":
+                assert "slide error" in entry.note
+            if entry.model == "vitbench:pvt_v1_tiny" and entry.reference.gflops != 1.9:
+                assert "slide error" in entry.note
