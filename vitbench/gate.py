@@ -801,8 +801,11 @@ def _decide_noisy(tests: list[Verdict], config: GateConfig, report: GateReport,
         lo, hi = moses_ci(v._log_a, v._log_b, config.ci_level)
         v.ci_low, v.ci_high = math.exp(lo), math.exp(hi)
         g, l, q = adjusted[id(v)]
-        v.p_holm = float(g)
         log_ratio = math.log(v.ratio)
+        if log_ratio < 0:  # report the one-sided test in the direction of the shift
+            v.p, v.p_holm = v._p_less, float(l)
+        else:
+            v.p_holm = float(g)
         if drift and v.metric == "latency_ms":
             v.verdict, v.reason = INCONCLUSIVE, v.reason + drift
         elif g <= alpha and log_ratio >= log_delta:
