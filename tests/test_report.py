@@ -151,3 +151,16 @@ def test_report_command_merges(tmp_path):
     assert "GPU latency (ms)" in text and "Merged from 2 runs" in text
     bad = CliRunner().invoke(app, ["report", str(tmp_path / "missing.json")])
     assert bad.exit_code == 2
+
+
+def test_printed_latency_next_to_measured_and_pending_rows():
+    run = RunResult.load(CPU_B1)
+    run.results[2].reference["latency_cpu_ms"] = 67.3
+    run.results[2].printed_decimals["latency_cpu_ms"] = 1
+    run.results[4].status, run.results[4].latency_ms = "pending", None
+    table = report.build_table(run)
+    at = table.headers.index("CPU latency (ms)")
+    assert table.headers[at + 1] == "paper (ms)"
+    assert table.rows[2][at + 1].text == "67.3"
+    assert table.rows[4][at].text == "pending" and table.rows[4][at].note is None
+    assert any("latency as printed" in line for line in report.protocol_lines(run))

@@ -317,6 +317,8 @@ def _column_cell(table: Table, merged: MergedRow, column: Column, what: str) -> 
     if result.status != "ok":
         if what != "latency":
             return Cell("", None)
+        if not result.error:  # pending: nothing to explain yet
+            return Cell(result.status, None, kind="dim")
         number = table.footnote(_failure_text(result))
         return Cell(result.status, None, kind="bad", note=number)
     if what == "latency":
@@ -399,10 +401,26 @@ def markdown_table(run: RunLike) -> str:
     return text
 
 
-def _settings_text(column: Column) -> str:
+def _settings_text(column: Column, cells: Sequence[ModelResult] = ()) -> str:
     parts = [f"batch {column.batch_size}", column.dtype]
     if column.threads:
         parts.append(f"{column.threads} thread{'s' if column.threads != 1 else ''}")
+    # Timing options other code may record on a row (read defensively: older results lack them).
+    def values(attr: str) -> set:
+        return {getattr(c, attr, None) for c in cells} - {None, False}
+    if "throughput" in values("mode"):
+        calls = values("calls_per_sample")
+        parts.append("throughput mode" + (f" ({'/'.join(map(str, sorted(calls)))} calls per "
+                                          "sample)" if calls else ""))
+    if values("channels_last"):
+        parts.append("channels_last")
+    for mode in sorted(map(str, values("compile"))):
+        parts.append(f"torch.compile({mode})")
+    if values("autocast"):
+        parts.append("autocast")
+    timers = values("timer")
+    if timers:
+        parts.append("timer: " + ", ".join(sorted(map(str, timers))))
     return ", ".join(parts)
 
 
@@ -453,7 +471,9 @@ def protocol_lines(run: RunLike) -> list[str]:
         for column in report.columns:
             run_ = report.runs[column.run_index]
             prefix = "Environment" if len(report.columns) == 1 else f"{column.label}"
-            lines.append(f"{prefix}: {_settings_text(column)}; {_environment_text(run_, column.device)}"
+            cells = [r.cell(column) for r in report.rows if r.cell(column) is not None]
+            lines.append(f"{prefix}: {_settings_text(column, cells)}; "
+                         f"{_environment_text(run_, column.device)}"
                          + (f"; run {run_.created_utc}" if len(report.runs) > 1 else "") + ".")
     else:
         for run_ in report.runs:
