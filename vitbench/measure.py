@@ -140,6 +140,7 @@ def _count(job: Job, module, row: ModelResult, counting, zoo) -> None:
     row.gflops_crosscheck_counter = count.crosscheck_counter
     row.counters_agree = count.counters_agree
     row.uncounted_ops, row.gap_ops = count.uncounted_ops, count.gap_ops
+    row.crosscheck_uncounted_ops = count.crosscheck_uncounted_ops  # extra field
     row.flops_error = count.error or count.crosscheck_error
     if count.gap_ops:
         row.warnings.append("ops that may carry MACs were not counted: "
