@@ -162,6 +162,10 @@ def _build_timm(ident: str, kwargs: dict[str, Any], image_size: tuple[int, int])
 def _build_torchvision(ident: str, kwargs: dict[str, Any], image_size: tuple[int, int]):
     from torchvision import models
 
+    builder_params = inspect.signature(models.get_model_builder(ident)).parameters
+    if "weights_backbone" not in kwargs and "weights_backbone" in builder_params:
+        # Detection/segmentation builders otherwise download ImageNet backbone weights.
+        kwargs = {**kwargs, "weights_backbone": None}
     return models.get_model(ident, weights=None, **kwargs)
 
 
