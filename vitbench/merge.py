@@ -164,7 +164,16 @@ def merge_runs(runs: Sequence[RunResult], sources: Sequence[str | Path] = ()) ->
         {"cpu": 0}.get(c.device, 1), c.batch_size, c.dtype, c.threads or 0, c.image_size or (),
         c.run_index))
     _label_columns(ordered_columns)
-    return MergedReport(runs=runs, columns=ordered_columns, rows=list(rows.values()),
+    # The suite's row order, whichever run (an --only subset, say) came first.
+    order: dict[str, int] = {}
+    for run in runs:
+        for entry in (run.suite.get("as_run") or {}).get("models") or []:
+            if isinstance(entry, dict) and entry.get("name") not in order:
+                order[entry.get("name")] = len(order)
+    seen = list(rows)
+    merged_rows = sorted(rows.values(), key=lambda r: (order.get(r.name, len(order)),
+                                                       seen.index(r.name)))
+    return MergedReport(runs=runs, columns=ordered_columns, rows=merged_rows,
                         sources=[str(s) for s in sources])
 
 
