@@ -138,8 +138,23 @@ def resolve_target(target: str, image_size: Optional[tuple[int, int]] = None,
         errors = getattr(exc, "errors", None)
         message = errors()[0]["msg"].removeprefix("Value error, ") if errors else str(exc)
         raise VitbenchError(f"{target}: {message} (or SUITE.yaml:ROW)") from None
-    size = image_size or (224, 224)
+    size = image_size or _default_size(target)
     return target, {}, tuple(size), convention or DEFAULT_FLOP_CONVENTION
+
+
+def _default_size(model: str) -> tuple[int, int]:
+    """The model's own input size where its zoo says one (timm's pretrained config), else 224."""
+    zoo, ident = model.split(":", 1)
+    if zoo == "timm":
+        try:
+            import timm
+
+            cfg = timm.get_pretrained_cfg(ident)
+            if cfg is not None and cfg.input_size:
+                return tuple(cfg.input_size[1:])
+        except Exception:  # noqa: BLE001 - an unknown name is reported when building
+            pass
+    return (224, 224)
 
 
 def profile_model(target: str, *, image_size: Optional[tuple[int, int]] = None,
