@@ -229,37 +229,40 @@ class DETRDemo(nn.Module):
 
 
 @register
-def detr_r50(num_classes: int = 91, **kwargs) -> DETR:
-    """DETR with a ResNet-50 backbone (paper: 41M params, 86 GFLOPs, 28 FPS on a V100)."""
+def detr_r50(num_classes: int = 91, img_size=None, **kwargs) -> DETR:
+    """DETR with a ResNet-50 backbone (paper: 41M params, 86 GFLOPs, 28 FPS on a V100).
+
+    ``img_size`` is accepted and ignored (every DETR here takes any input size).
+    """
     return DETR(num_classes, backbone_depth=50, dilation=False, **kwargs)
 
 
 @register
-def detr_r50_dc5(num_classes: int = 91, **kwargs) -> DETR:
+def detr_r50_dc5(num_classes: int = 91, img_size=None, **kwargs) -> DETR:
     """DETR-DC5: ResNet-50 with a dilated last stage (C5 at stride 16)."""
     return DETR(num_classes, backbone_depth=50, dilation=True, **kwargs)
 
 
 @register
-def detr_r101(num_classes: int = 91, **kwargs) -> DETR:
+def detr_r101(num_classes: int = 91, img_size=None, **kwargs) -> DETR:
     """DETR with a ResNet-101 backbone."""
     return DETR(num_classes, backbone_depth=101, dilation=False, **kwargs)
 
 
 @register
-def detr_r101_dc5(num_classes: int = 91, **kwargs) -> DETR:
+def detr_r101_dc5(num_classes: int = 91, img_size=None, **kwargs) -> DETR:
     """DETR-DC5-R101."""
     return DETR(num_classes, backbone_depth=101, dilation=True, **kwargs)
 
 
 @register
-def detr_demo_r50(num_classes: int = 91, **kwargs) -> DETRDemo:
+def detr_demo_r50(num_classes: int = 91, img_size=None, **kwargs) -> DETRDemo:
     """The seed's Listing 1, verbatim in structure (linear box head, learned input-only positions)."""
     return DETRDemo(num_classes, **kwargs)
 
 
 @register
-def fasterrcnn_resnet101_fpn(num_classes: int = 91, **kwargs):
+def fasterrcnn_resnet101_fpn(num_classes: int = 91, img_size=None, **kwargs):
     """torchvision Faster R-CNN with a ResNet-101 FPN backbone (random weights).
 
     Returns the detector wrapped so its forward gives a flat tuple of tensors (boxes,
