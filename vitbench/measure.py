@@ -5,9 +5,11 @@ from a clean allocator and an honest peak-RSS counter, and a crash or hang costs
 
 Memory:
 * CPU — the kernel's peak-RSS counter (VmHWM) is reset through ``/proc/self/clear_refs``
-  just before the first inference call; ``peak_memory_mb`` is that peak minus the resident
-  size measured after imports and before the model was built, i.e. weights + activations +
-  workspace, without the Python/torch runtime (~0.8 GiB that would swamp small models).
+  just before the first inference call; ``peak_memory_mb`` is the bytes of the model's
+  parameters and buffers plus how far that peak rose above the resident set measured right
+  before inference, i.e. weights + activations + workspace, without the Python/torch runtime
+  (~0.8 GiB that would swamp small models) and without heap left over from building and
+  counting the model.
 * CUDA — ``torch.cuda.max_memory_allocated`` after ``reset_peak_memory_stats``: weights,
   inputs, activations and workspace held by PyTorch's allocator; ``max_memory_reserved``
   (what the caching allocator took from the driver) goes to ``peak_memory_reserved_mb``.
@@ -55,6 +57,17 @@ def _reset_peak_rss() -> bool:
         return True
     except OSError:
         return False
+
+
+def _tensor_bytes(module) -> int:
+    """Bytes of a model's parameters and buffers (shared storage counted once)."""
+    seen, total = set(), 0
+    for tensor in [*module.parameters(), *module.buffers()]:
+        key = tensor.untyped_storage().data_ptr()
+        if key not in seen:
+            seen.add(key)
+            total += tensor.untyped_storage().nbytes()
+    return total
 
 
 def configure_threads(threads: int) -> None:
@@ -280,6 +293,7 @@ def _time_and_memory(job: Job, module, row: ModelResult, baseline_rss_kib,
     else:
         timer, sync = HostTimer(), (lambda: None)
         rss_ok = _reset_peak_rss()
+        rss_before_inference_kib = _proc_status_kib("VmRSS")
 
     @contextlib.contextmanager
     def around_timed():
@@ -338,10 +352,20 @@ def _time_and_memory(job: Job, module, row: ModelResult, baseline_rss_kib,
         row.peak_memory_reserved_mb = torch.cuda.max_memory_reserved() / 2**20
         row.memory_method = ("cuda max_memory_allocated (weights+inputs+activations), peak over "
                              "the first call, warm-up and timed calls; reserved recorded too")
-    elif rss_ok and baseline_rss_kib is not None:
+    elif rss_ok and rss_before_inference_kib is not None:
+        # Peak = the model's own tensors + what inference added on top of the resident set.
+        # Not "HWM - RSS before build": heap left over from building/counting would count.
         peak_kib = _proc_status_kib("VmHWM")
-        row.peak_memory_mb = max(0, peak_kib - baseline_rss_kib) / 1024
-        row.memory_method = ("cpu peak RSS during inference (VmHWM reset before the first call) "
-                             "minus RSS before the model was built")
+        extra_mb = max(0, peak_kib - rss_before_inference_kib) / 1024
+        weights_mb = _tensor_bytes(module) / 2**20
+        row.peak_memory_mb = weights_mb + extra_mb
+        row.environment["memory"] = {
+            "weights_and_buffers_mb": round(weights_mb, 3),
+            "inference_extra_rss_mb": round(extra_mb, 3),
+            "rss_before_build_mb": round((baseline_rss_kib or 0) / 1024, 1),
+            "rss_before_inference_mb": round(rss_before_inference_kib / 1024, 1),
+            "peak_rss_mb": round(peak_kib / 1024, 1)}
+        row.memory_method = ("cpu: parameters+buffers plus the rise of peak RSS over the resident "
+                             "set during inference (VmHWM reset before the first call)")
     else:
         row.memory_method = "unavailable: the peak-RSS counter cannot be reset on this OS"
