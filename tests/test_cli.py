@@ -57,7 +57,7 @@ def test_bad_option_is_a_one_line_error(repo_root, tmp_path):
 def test_run_in_process_writes_every_file(repo_root, tmp_path):
     out = tmp_path / "run"
     result = runner.invoke(app, ["run", str(repo_root / "tests/data/tiny.yaml"), "--in-process",
-                                 "--out", str(out)])
+                                 "--no-plots", "--out", str(out)])
     assert result.exit_code == 0, result.output
     assert {"results.json", "results.csv", "results.md"} <= {p.name for p in out.iterdir()}
     run = RunResult.load(out / "results.json")
@@ -98,6 +98,7 @@ def test_real_subprocess_run(repo_root, tmp_path):
         cwd=repo_root, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "TestViT" in proc.stdout and "unavailable" in proc.stdout
+    assert (out / "report.html").is_file() and list((out / "plots").glob("*.png"))
     data = json.loads((out / "results.json").read_text())
     assert data["schema"] == "vitbench.result/1" and data["complete"]
     row = data["results"][0]

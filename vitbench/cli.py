@@ -100,6 +100,7 @@ def run(
     only: Optional[list[str]] = typer.Option(None, "--only", help="measure only this row (repeatable)"),
     static_only: bool = typer.Option(False, "--static-only", help="params and GFLOPs only; no timing"),
     in_process: bool = typer.Option(False, "--in-process", help="no worker processes (debugging; no timeout)"),
+    plots: bool = typer.Option(True, "--plots/--no-plots", help="also write plots/ and report.html at the end"),
 ) -> None:
     """Measure every model of a suite and print it next to the paper's numbers.
 
@@ -166,6 +167,7 @@ def run(
         with progress:
             result = run_suite(suite, out_dir=out_dir, overrides=overrides, only=only,
                                static_only=static_only, in_process=in_process, on_event=on_event,
+                               final_formats=("csv", "md", "html", "png", "svg") if plots else ("csv", "md"),
                                command=["vitbench", *sys.argv[1:]])
     except VitbenchError as exc:
         raise _fail(str(exc))

@@ -102,8 +102,11 @@ def print_results(run: RunResult, out_dir: Optional[str] = None) -> None:
         for warning in row.warnings:
             out.print(f"[yellow]warning[/yellow] {row.name}: {warning}", highlight=False)
     if out_dir:
-        out.print(f"Results: [bold]{out_dir}[/bold] (results.json, results.csv, results.md)",
-                  highlight=False)
+        from pathlib import Path
+
+        names = [n for n in ("results.json", "results.csv", "results.md", "report.html", "plots/")
+                 if (Path(out_dir) / n.rstrip("/")).exists()]
+        out.print(f"Results: [bold]{out_dir}[/bold] ({', '.join(names)})", highlight=False)
 
 
 def make_progress() -> Progress:

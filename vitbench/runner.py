@@ -205,7 +205,8 @@ def _failed_row(job: Job, status: str, error: str) -> ModelResult:
 def run_suite(suite: Suite, *, out_dir: str | Path, overrides: Optional[dict[str, Any]] = None,
               only=None, static_only: bool = False, in_process: bool = False,
               on_event: Optional[EventCallback] = None,
-              command: Optional[list[str]] = None, write_derived: bool = True) -> RunResult:
+              command: Optional[list[str]] = None, write_derived: bool = True,
+              final_formats: tuple[str, ...] = ("csv", "md", "html", "png", "svg")) -> RunResult:
     """Measure every selected row of ``suite``; write results to ``out_dir`` as it goes."""
     from .env import environment
     from .report import write_reports
@@ -265,4 +266,11 @@ def run_suite(suite: Suite, *, out_dir: str | Path, overrides: Optional[dict[str
     run.finished_utc = utc_now()
     run.complete = True
     save()
+    if write_derived and set(final_formats) - {"csv", "md"}:
+        notify("stage", len(planned) - 1, run.results[-1], "writing plots and report.html")
+        try:
+            write_reports(run, out_dir, formats=final_formats)
+        except Exception as exc:  # noqa: BLE001 - a plot must never cost the measured run
+            run.environment.setdefault("warnings", []).append(f"reports: {exc}")
+            run.save(out_dir / "results.json")
     return run
