@@ -41,6 +41,11 @@ CSV_COLUMNS: tuple[str, ...] = (
     "note", "source",
     # appended in report v2:
     "params_matches_printed", "gflops_matches_printed", "column", "run_created_utc",
+    # appended with the timing protocol (v3):
+    "mode", "channels_last", "compile", "autocast", "calls_per_sample", "stopped_by",
+    "latency_ms_iqr", "latency_ms_ci_halfwidth_pct", "peak_memory_reserved_mb",
+    "foreign_cpu_pct", "contended", "gpu_power_w", "energy_j_per_img", "gpu_util_pct",
+    "gpu_temp_c",
     *(f"paper_{key}" for key in REFERENCE_KEYS if key not in _PAPER_KEYS_V1),
 )
 
@@ -107,6 +112,15 @@ def flat_row(row: ModelResult, column: str = "", run_created_utc: str = "") -> d
         "params_matches_printed": params_cmp.matches_printed if params_cmp else None,
         "gflops_matches_printed": gflops_cmp.matches_printed if gflops_cmp else None,
         "column": column, "run_created_utc": run_created_utc,
+        **{key: getattr(row, key, None) for key in (
+            "mode", "channels_last", "compile", "autocast", "calls_per_sample", "stopped_by",
+            "contended", "gpu_util_pct", "gpu_temp_c")},
+        "latency_ms_iqr": _round(latency.get("iqr"), 4),
+        "latency_ms_ci_halfwidth_pct": _round(latency.get("ci_halfwidth_pct"), 3),
+        "peak_memory_reserved_mb": _round(getattr(row, "peak_memory_reserved_mb", None), 1),
+        "foreign_cpu_pct": _round(getattr(row, "foreign_cpu_pct", None), 1),
+        "gpu_power_w": _round(getattr(row, "gpu_power_w", None), 2),
+        "energy_j_per_img": _round(getattr(row, "energy_j_per_img", None), 5),
     }
     return {column_name: flat.get(column_name) for column_name in CSV_COLUMNS}
 
