@@ -10,7 +10,7 @@ cd "$(dirname "$0")/.."
 VITBENCH=${VITBENCH:-.venv/bin/vitbench}
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
-"$VITBENCH" run suites/ci-smoke.yaml --static-only --in-process --out "$work/run" > "$work/run.log" 2>&1
+"$VITBENCH" run suites/ci-smoke.yaml --static-only --in-process --no-plots --out "$work/run" > "$work/run.log" 2>&1
 rc=$?
 if [ "$rc" -ne 0 ] && [ "$rc" -ne 1 ]; then  # 1 = some rows failed: the gate reports them
   cat "$work/run.log" >&2
