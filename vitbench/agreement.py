@@ -160,7 +160,8 @@ def render_agreement(agreement: Agreement, *, title: str = "Agreement with print
              "have a printed value.", "",
              "| suite | rows | built | unavailable | failed | params within | GFLOPs within |",
              "|---|---:|---:|---:|---:|---:|---:|"]
-    for summary in [*agreement.suites, agreement.total]:
+    totals = [agreement.total] if len(agreement.suites) != 1 else []
+    for summary in [*agreement.suites, *totals]:
         label = "**all**" if summary is agreement.total else summary.suite
         lines.append(f"| {label} | {summary.rows} | {summary.built} | {summary.unavailable} | "
                      f"{summary.failed} | {_cell(summary, 'params_m')} | "
@@ -186,3 +187,17 @@ def render_agreement(agreement: Agreement, *, title: str = "Agreement with print
         lines.append(f"| {miss.suite} | {miss.name} | {quantity} | {miss.printed:g} | "
                      f"{_num(miss.measured)} | {delta} | {miss.tolerance_pct:.1f} | {note} |")
     return lines
+
+
+def agreement_sentence(agreement: Agreement) -> Optional[str]:
+    """One line for the end of a run: built rows within tolerance, per quantity."""
+    total = agreement.total
+    parts = [f"{label} {total.within[q]}/{total.compared[q]}"
+             for q, label in QUANTITIES.items() if total.compared[q]]
+    if not parts:
+        return None
+    misses = len(total.misses)
+    tail = (f"; {misses} outside tolerance ({len(agreement.unexplained)} without a note)"
+            if misses else "")
+    return (f"Agreement with the printed values: {' and '.join(parts)} built rows within "
+            f"tolerance{tail}.")

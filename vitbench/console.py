@@ -94,11 +94,19 @@ def print_results(run: RunResult, out_dir: Optional[str] = None) -> None:
         out.print(escape(f"[{number}] {reason}"), highlight=False, style="dim")
     for line in protocol_lines(run):
         out.print(f"• {escape(line)}", style="dim", highlight=False)
-    outside = [r for r in run.results for c in r.comparisons.values()
-               if c.within_tolerance is False]
+    from .agreement import agreement_sentence, summarize_agreement
+
+    agreement = summarize_agreement(run)
+    sentence = agreement_sentence(agreement)
+    if sentence:
+        out.print(sentence, style="bold" if agreement.misses else "bold green", highlight=False)
+    for miss in agreement.misses:
+        quantity = "params" if miss.quantity == "params_m" else "GFLOPs"
+        reason = escape(miss.note) if miss.note else "[red]no note explains it[/red]"
+        out.print(f"  [red]outside[/red] {escape(miss.name)} {quantity}: printed {miss.printed:g}, "
+                  f"measured {miss.measured:.3f} ({miss.delta_pct:+.1f}%, allowed "
+                  f"±{miss.tolerance_pct:.1f}%) — {reason}", highlight=False)
     for row in run.results:
-        if row.note and row in outside:
-            out.print(f"[cyan]note[/cyan] {row.name}: {row.note}", highlight=False)
         for warning in row.warnings:
             out.print(f"[yellow]warning[/yellow] {row.name}: {warning}", highlight=False)
     if out_dir:

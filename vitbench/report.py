@@ -520,6 +520,10 @@ def to_markdown(run: RunLike, plots: Sequence[tuple[str, str]] = (),
         parts += ["", "Notes:", ""] + [f"- **{name}**: {_md_escape(note)}" for name, note in notes]
     if warnings:
         parts += ["", "Warnings:", ""] + [f"- **{name}**: {_md_escape(w)}" for name, w in warnings]
+    if any(r.comparisons for run_ in report.runs for r in run_.results):
+        from .agreement import render_agreement, summarize_agreement
+
+        parts += [""] + render_agreement(summarize_agreement(report.runs[0]))
     if plots or skipped_plots:
         parts += ["", "## Plots", ""]
         for title, path in plots:
