@@ -194,8 +194,17 @@ def _count_flop_counter_mode(module, inputs: tuple, convention: str) -> tuple[fl
         return count_flops(func_packet, out, args, kwargs)
 
     mode._count_flops = recording_count_flops
-    with torch.no_grad(), mode:
-        module(*inputs)
+    # Parameters that require grad make the mode's module tracker hook autograd; some models
+    # (DETR feeds its query embedding in as an input) then fail. Counting needs no autograd.
+    requires_grad = [(p, p.requires_grad) for p in module.parameters()]
+    try:
+        for parameter, _ in requires_grad:
+            parameter.requires_grad_(False)
+        with torch.no_grad(), mode:
+            module(*inputs)
+    finally:
+        for parameter, flag in requires_grad:
+            parameter.requires_grad_(flag)
     uncounted = {op: n for op, n in sorted(skipped.items())
                  if not _is_cheap(op) and not _excluded_by_name(op, convention)}
     return mode.get_total_flops() / 2 / 1e9, uncounted
