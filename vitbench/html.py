@@ -12,7 +12,7 @@ import html as _html
 from typing import Any, Sequence
 
 from .merge import MergedReport
-from .report import Cell, as_report, build_table, protocol_lines
+from .report import Cell, as_report, build_table, notes_and_warnings, protocol_lines
 
 _CSS = """
 :root { --ink:#1b1f24; --muted:#5b6570; --line:#d8dee4; --paper:#0b5c8a; --ok:#00734f;
@@ -158,15 +158,7 @@ def to_html(run, plots: Sequence[tuple[str, str, str, str]] = (),
     out.append('<ul class="protocol">' + "".join(
         f"<li>{_esc(line)}</li>"
         for line in protocol_lines(report)) + "</ul>")
-    notes = [(m.name, m.static.note) for m in report.rows if m.static.note]
-    warnings = []
-    for merged in report.rows:
-        seen = set()
-        for result in (merged.static, *merged.results):
-            for warning in result.warnings:
-                if warning not in seen:
-                    seen.add(warning)
-                    warnings.append((merged.name, warning))
+    notes, warnings = notes_and_warnings(report)
     if notes or warnings:
         out.append("<h2>Notes and warnings</h2>")
         out.append('<ul class="notes">' + "".join(

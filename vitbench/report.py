@@ -495,6 +495,20 @@ def protocol_lines(run: RunLike) -> list[str]:
     return lines
 
 
+def notes_and_warnings(report: MergedReport) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
+    """(row name, note) for rows with a note, and (row name, warning) once per row and text."""
+    notes = [(m.name, m.static.note) for m in report.rows if m.static.note]
+    warnings: list[tuple[str, str]] = []
+    for merged in report.rows:
+        seen = set()
+        for result in (merged.static, *merged.results):
+            for warning in result.warnings:
+                if warning not in seen:
+                    seen.add(warning)
+                    warnings.append((merged.name, warning))
+    return notes, warnings
+
+
 def to_markdown(run: RunLike, plots: Sequence[tuple[str, str]] = (),
                 skipped_plots: Sequence[tuple[str, str]] = ()) -> str:
     """The Markdown report; ``plots`` are (title, relative image path) pairs to embed."""
@@ -507,15 +521,7 @@ def to_markdown(run: RunLike, plots: Sequence[tuple[str, str]] = (),
     parts += ["- **Bold**: the measured value rounds to the printed one at the printed "
               "precision (it matches the paper)."]
     parts += [f"- {line}" for line in protocol_lines(report)]
-    notes = [(m.name, m.static.note) for m in report.rows if m.static.note]
-    warnings: list[tuple[str, str]] = []
-    for merged in report.rows:
-        seen = set()
-        for result in (merged.static, *merged.results):
-            for warning in result.warnings:
-                if warning not in seen:
-                    seen.add(warning)
-                    warnings.append((merged.name, warning))
+    notes, warnings = notes_and_warnings(report)
     if notes:
         parts += ["", "Notes:", ""] + [f"- **{name}**: {_md_escape(note)}" for name, note in notes]
     if warnings:
