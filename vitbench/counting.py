@@ -26,6 +26,11 @@ from typing import Any, Optional
 
 from .conventions import NORM_AND_RESAMPLE_OPS, is_cheap_op
 
+# fvcore scripts a loss function at import time; torch 2.14 warns on every import. It is
+# fvcore's business, not the user's: silence exactly that message.
+warnings.filterwarnings("ignore", message=r"`torch\.jit\.script` is deprecated",
+                        category=FutureWarning)
+
 #: Relative disagreement between the two counters above which a row is flagged.
 CROSSCHECK_TOLERANCE = 0.01
 
