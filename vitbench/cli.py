@@ -106,8 +106,9 @@ def run(
 
     Each model is built with random weights in its own worker process, counted (params,
     GFLOPs with attention), then timed on the chosen device after warm-up. Results land in
-    results/SUITE/UTC-STAMP/ as results.json (canonical), results.csv and results.md, and
-    are rewritten after every model, so an interrupted run keeps what it measured.
+    results/SUITE/UTC-STAMP/ as results.json (canonical), results.csv and results.md,
+    rewritten after every model so an interrupted run keeps what it measured; report.html
+    and plots/ are added at the end.
 
     Examples:
 
