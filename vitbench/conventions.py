@@ -54,7 +54,7 @@ CHEAP_OP_MARKERS: tuple[str, ...] = (
     "square", "lerp", "addcmul", "addcdiv", "topk", "sort", "argmax", "argmin", "cat", "stack",
     "split", "chunk", "narrow", "select", "slice", "view", "reshape", "permute", "transpose",
     "flatten", "squeeze", "unsqueeze", "arange", "linspace", "meshgrid", "rand", "normal",
-    "bernoulli", "rsub", "softmax", "eq", "ne", "lt", "gt", "le", "ge", "logical", "bitwise", "remainder", "fmod",
+    "bernoulli", "rsub", "softmax", "unflatten", "shape", "eq", "ne", "lt", "gt", "le", "ge", "logical", "bitwise", "remainder", "fmod",
 )
 
 
