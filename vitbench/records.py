@@ -90,6 +90,8 @@ class ModelResult(BaseModel):
     warmup_calls: Optional[int] = None
     stopped_by: Optional[str] = None
     throughput_img_s: Optional[float] = None
+    minor_faults_per_call: Optional[float] = Field(
+        None, description="page faults per forward call during the timed loop")
     peak_memory_mb: Optional[float] = None
     memory_method: Optional[str] = None
     # How it was timed (vitbench.measure); None on rows measured before these existed.
