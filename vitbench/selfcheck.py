@@ -3,8 +3,8 @@ the same model, and how much does it move from one fresh process to the next?
 
 Two measurements, per model (random weights, batch 1, fixed threads):
 
-1. **Agreement, in one process.** The same built model and input are timed, one after the
-   other, by
+1. **Agreement, in one process.** The same built model and input are timed in ``rounds``
+   interleaved rounds (each round runs every method once, in a rotating order), by
    * ``vitbench`` — :func:`vitbench.timing.time_calls` (first call apart, warm-up, stop rules),
      median;
    * ``bare loop`` — ``time.perf_counter`` around each call in a plain Python loop after the
@@ -13,7 +13,10 @@ Two measurements, per model (random weights, batch 1, fixed threads):
      10 warm-up steps, then the mean step time over 40 timed steps;
    * ``torch Timer`` — ``torch.utils.benchmark.Timer(..., num_threads=threads)
      .blocked_autorange(min_run_time)``, median.
-   The ratios vitbench / reference show the harness's overhead or bias (1.00 = none).
+   The ratio vitbench / reference is taken within each round and the median over rounds is
+   reported (1.00 = no overhead or bias). Interleaving matters on a shared VM: its speed
+   drifts by 10–30 % over tens of seconds with no visible contention, so methods timed one
+   after the other mostly measure the drift.
 2. **Run-to-run spread.** ``invocations`` fresh worker processes (exactly what ``vitbench run``
    starts) time the model again; the spread is max/min of their medians.
 
@@ -47,8 +50,11 @@ class Check:
         return self.methods.get(method, {}).get("ms")
 
     def ratio(self, reference: str) -> Optional[float]:
-        ours, theirs = self.median("vitbench"), self.median(reference)
-        return ours / theirs if ours and theirs else None
+        """Median over rounds of vitbench / reference, each pair timed in the same round."""
+        ours = self.methods.get("vitbench", {}).get("rounds_ms") or []
+        theirs = self.methods.get(reference, {}).get("rounds_ms") or []
+        pairs = [a / b for a, b in zip(ours, theirs) if a and b]
+        return statistics.median(pairs) if pairs else None
 
     @property
     def invocation_medians(self) -> list[float]:
@@ -83,8 +89,11 @@ def _measured(fn: Callable[[], dict[str, Any]]) -> dict[str, Any]:
 
 
 def agreement(model: str, *, threads: int = 1, image_size: int = 224, warmup: int = 10,
-              min_time_s: float = 1.5, repeat: int = 30) -> Check:
-    """Time one model four ways in this process (see the module docstring)."""
+              min_time_s: float = 1.5, repeat: int = 30, rounds: int = 5) -> Check:
+    """Time one model four ways in this process, in interleaved rounds (module docstring).
+
+    ``min_time_s`` and ``repeat`` are per method per round.
+    """
     import torch
     import torch.utils.benchmark as tbench
 
@@ -106,14 +115,17 @@ def agreement(model: str, *, threads: int = 1, image_size: int = 224, warmup: in
     def forward():
         return module(*inputs)
 
+    warm = {"calls": warmup}  # full warm-up in the first round; the model stays warm after
+
     def ours() -> dict[str, Any]:
-        timing = time_calls(forward, Protocol(warmup=warmup, repeat=repeat, min_time_s=min_time_s))
+        timing = time_calls(forward, Protocol(warmup=warm["calls"], repeat=repeat,
+                                              min_time_s=min_time_s))
         summary = summarize(timing.samples_ms)
         return {"ms": summary.median, "n": summary.n, "statistic": "median",
                 "ci_halfwidth_pct": round(summary.ci_halfwidth_pct, 2)}
 
     def bare() -> dict[str, Any]:
-        for _ in range(warmup):
+        for _ in range(warm["calls"]):
             forward()
         samples, spent = [], 0.0
         while len(samples) < repeat or spent < min_time_s:
@@ -141,13 +153,32 @@ def agreement(model: str, *, threads: int = 1, image_size: int = 224, warmup: in
         return {"ms": measurement.median * 1000, "n": len(measurement.times),
                 "statistic": "median of blocks", "block_calls": measurement.number_per_run}
 
+    methods = [("vitbench", ours), ("bare loop", bare), ("timm method", timm_method),
+               ("torch Timer", torch_timer)]
+    per_round: dict[str, list[dict[str, Any]]] = {name: [] for name, _ in methods}
     with torch.inference_mode():
-        for name, method in (("vitbench", ours), ("bare loop", bare), ("timm method", timm_method),
-                             ("torch Timer", torch_timer)):
-            try:
-                check.methods[name] = _measured(method)
-            except Exception as exc:  # noqa: BLE001
-                check.methods[name] = {"error": f"{exc.__class__.__name__}: {exc}"}
+        for round_index in range(rounds):
+            shift = round_index % len(methods)
+            for name, method in methods[shift:] + methods[:shift]:
+                try:
+                    per_round[name].append(_measured(method))
+                except Exception as exc:  # noqa: BLE001
+                    per_round[name].append({"error": f"{exc.__class__.__name__}: {exc}"})
+            warm["calls"] = 2
+    for name, results in per_round.items():
+        values = [r["ms"] for r in results if "ms" in r]
+        errors = [r["error"] for r in results if "error" in r]
+        if not values:
+            check.methods[name] = {"error": errors[0] if errors else "no result"}
+            continue
+        check.methods[name] = {
+            "ms": statistics.median(values), "rounds_ms": values,
+            "statistic": f"median over {len(values)} rounds of the round's "
+                         f"{results[0].get('statistic', 'value')}",
+            "n_per_round": [r.get("n") for r in results if "ms" in r],
+            "foreign_cpu_pct": max(r.get("foreign_cpu_pct") or 0 for r in results),
+            **({"errors": errors} if errors else {}),
+        }
     return check
 
 
@@ -177,7 +208,7 @@ def invocations(check: Check, count: int, *, warmup: int = 10, min_time_s: float
 
 
 def run_selfcheck(models=DEFAULT_MODELS, *, threads: int = 1, image_size: int = 224,
-                  invocation_count: int = 3, min_time_s: float = 1.5,
+                  invocation_count: int = 3, min_time_s: float = 1.5, rounds: int = 5,
                   on_progress: Callable[[str], None] = lambda message: None) -> dict[str, Any]:
     """Agreement for every model, then the fresh-process spread; a JSON-ready report."""
     from .env import environment
@@ -188,7 +219,8 @@ def run_selfcheck(models=DEFAULT_MODELS, *, threads: int = 1, image_size: int = 
     for model in models:
         on_progress(f"{model}: timing four ways in this process")
         checks.append(agreement(model, threads=threads, image_size=image_size,
-                                min_time_s=min_time_s))
+                                min_time_s=min_time_s / rounds, repeat=max(5, 30 // rounds),
+                                rounds=rounds))
     for check in checks:
         if check.error or invocation_count < 1:
             continue
@@ -200,7 +232,8 @@ def run_selfcheck(models=DEFAULT_MODELS, *, threads: int = 1, image_size: int = 
     return {
         "kind": "vitbench.selfcheck/1",
         "settings": {"threads": threads, "image_size": image_size, "batch_size": 1,
-                     "min_time_s": min_time_s, "invocations": invocation_count,
+                     "min_time_s": min_time_s, "rounds": rounds,
+                     "invocations": invocation_count,
                      "timm_method": f"{TIMM_WARMUP} warm-up steps, mean of {TIMM_STEPS}"},
         "environment": env,
         "checks": [c.to_dict() for c in checks],

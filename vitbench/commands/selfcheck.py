@@ -21,7 +21,8 @@ def selfcheck(
     threads: int = typer.Option(1, "--threads", min=1, help="CPU threads for every timing"),
     image_size: int = typer.Option(224, "--image-size", min=8, help="input side in pixels"),
     invocation_count: int = typer.Option(3, "--invocations", "-k", min=0, help="fresh worker processes per model for the spread (0: skip)"),
-    min_time: float = typer.Option(1.5, "--min-time", min=0.1, help="seconds each timing runs, at least"),
+    min_time: float = typer.Option(3.0, "--min-time", min=0.1, help="seconds each method times each model, at least (split over the rounds)"),
+    rounds: int = typer.Option(5, "--rounds", min=1, help="interleaved rounds: every method once per round, so drift hits all alike"),
     out: Path = typer.Option(Path("selfcheck.json"), "--out", "-o", help="where to write the JSON report"),
 ) -> None:
     """Check the harness: vitbench's median vs a bare perf_counter loop, timm's method and
@@ -40,7 +41,7 @@ def selfcheck(
     from ..selfcheck import DEFAULT_MODELS, run_selfcheck
 
     report = run_selfcheck(models or DEFAULT_MODELS, threads=threads, image_size=image_size,
-                           invocation_count=invocation_count, min_time_s=min_time,
+                           invocation_count=invocation_count, min_time_s=min_time, rounds=rounds,
                            on_progress=lambda message: err.print(f"[dim]{message}[/dim]"))
     table = Table(title=f"vitbench selfcheck — batch 1, {image_size}px, {threads} thread(s), "
                         "CPU", header_style="bold")
@@ -68,7 +69,7 @@ def selfcheck(
             f"{min(foreign):.0f}–{max(foreign):.0f}" if foreign else "–",
         )
     stdout.print(table)
-    stdout.print("[dim]÷ = vitbench median / reference (1.00: no harness overhead). Spread = "
+    stdout.print("[dim]÷ = vitbench / reference, median over interleaved rounds (1.00: no harness overhead). Spread = "
                  "max/min of the medians of fresh `vitbench run`-style worker processes. Foreign "
                  "CPU = other processes' share of the machine while timing (range over all "
                  "timings of the row); above 5 % the machine, not the harness, sets the spread."
