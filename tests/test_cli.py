@@ -103,3 +103,10 @@ def test_real_subprocess_run(repo_root, tmp_path):
     assert data["schema"] == "vitbench.result/1" and data["complete"]
     row = data["results"][0]
     assert row["status"] == "ok" and row["threads"] == 1 and row["peak_memory_mb"] is not None
+
+
+def test_out_that_is_a_file_is_a_one_line_error(repo_root, tmp_path):
+    target = tmp_path / "a-file"
+    target.write_text("x")
+    result = runner.invoke(app, ["run", str(repo_root / "tests/data/tiny.yaml"), "--out", str(target)])
+    assert result.exit_code == 2 and "cannot create the result folder" in result.output

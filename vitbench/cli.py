@@ -146,6 +146,10 @@ def run(
         planned = plan(suite, overrides, only, static_only=static_only)
     except VitbenchError as exc:
         raise _fail(str(exc))
+    try:
+        Path(out_dir).mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise _fail(f"--out {out_dir}: cannot create the result folder ({exc.strerror})")
     runnable = [p for p in planned if p.job is not None]
     if runnable and not static_only and runnable[0].job.device == "cpu":
         warning = oversubscription_warning(runnable[0].job.threads)
