@@ -71,3 +71,13 @@ def test_right_tail_does_not_move_the_median():
     spiky = base + [1000.0] * 5
     s = summarize(spiky)
     assert s.median == 10.0 and s.p99 > 900 and s.mean > 50
+
+
+def test_window_spread_sees_a_speed_change_inside_one_loop():
+    from vitbench.stats import window_spread
+
+    steady = [10.0, 10.2, 9.9, 10.1] * 5
+    assert window_spread(steady) < 1.05
+    slowed = [10.0] * 10 + [13.0] * 10  # the machine got 30 % slower half-way
+    assert window_spread(slowed) == 1.3
+    assert window_spread([1.0] * 5) is None  # too few samples to say

@@ -163,7 +163,8 @@ def run(
         if kind == "start":
             progress.update(task, detail=f"{row.name}: starting")
         elif kind == "stage":
-            progress.update(task, detail=f"{row.name}: {detail}")
+            progress.update(task, detail=detail if detail.startswith("writing") else
+                            f"{row.name}: {detail}")
         elif kind == "done":
             progress.advance(task)
             progress.update(task, detail=f"{row.name}: {detail}")

@@ -244,7 +244,7 @@ def _time_and_memory(job: Job, module, row: ModelResult, baseline_rss_kib,
     import torch
 
     from .env import ContentionMeter
-    from .stats import summarize
+    from .stats import DRIFT_RATIO, summarize, window_spread
     from .timing import CudaEventTimer, HostTimer, Protocol, time_calls
 
     cuda = job.device == "cuda"
@@ -324,6 +324,12 @@ def _time_and_memory(job: Job, module, row: ModelResult, baseline_rss_kib,
             f"{row.minor_faults_per_call:.0f} page faults per call: the allocator returns memory "
             "to the OS and faults it in again every call, and the latency includes that")
     row.latency_ms = summary.to_dict()
+    drift = window_spread(timing.samples_ms)
+    row.latency_ms["window_spread"] = None if drift is None else round(drift, 4)
+    if drift is not None and drift > DRIFT_RATIO:
+        row.warnings.append(
+            f"drift: the medians of the four quarters of the timed loop differ by {drift:.2f}x; "
+            "the machine's speed changed while this row was timed")
     row.latency_samples_ms = [round(s, 6) for s in timing.samples_ms]
     row.first_call_ms = timing.first_call_ms
     row.warmup_calls = timing.warmup_calls

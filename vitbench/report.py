@@ -46,7 +46,7 @@ CSV_COLUMNS: tuple[str, ...] = (
     "latency_ms_iqr", "latency_ms_ci_halfwidth_pct", "peak_memory_reserved_mb",
     "foreign_cpu_pct", "contended", "gpu_power_w", "energy_j_per_img", "gpu_util_pct",
     "gpu_temp_c",
-    "minor_faults_per_call",
+    "minor_faults_per_call", "latency_window_spread",
     *(f"paper_{key}" for key in REFERENCE_KEYS if key not in _PAPER_KEYS_V1),
 )
 
@@ -123,6 +123,7 @@ def flat_row(row: ModelResult, column: str = "", run_created_utc: str = "") -> d
         "gpu_power_w": _round(getattr(row, "gpu_power_w", None), 2),
         "energy_j_per_img": _round(getattr(row, "energy_j_per_img", None), 5),
         "minor_faults_per_call": _round(getattr(row, "minor_faults_per_call", None), 1),
+        "latency_window_spread": _round(latency.get("window_spread"), 3),
     }
     return {column_name: flat.get(column_name) for column_name in CSV_COLUMNS}
 

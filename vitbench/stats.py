@@ -96,3 +96,18 @@ def relative_ci_halfwidth_pct(samples: Sequence[float], level: float = 0.95) -> 
     if len(samples) < 6:
         return None
     return summarize(samples, level).ci_halfwidth_pct
+
+
+#: Window medians of one timed loop differing by more than this ratio mean the machine's
+#: speed changed while the row was timed (the median then mixes two regimes).
+DRIFT_RATIO = 1.10
+
+
+def window_spread(samples_in_order: Sequence[float], windows: int = 4) -> Optional[float]:
+    """max/min of the medians of ``windows`` consecutive slices of the samples, in the order
+    they were taken; None with fewer than 3 samples per window."""
+    values = np.asarray(samples_in_order, dtype=float)
+    if windows < 2 or values.size < 3 * windows:
+        return None
+    medians = [float(np.median(part)) for part in np.array_split(values, windows)]
+    return max(medians) / min(medians) if min(medians) > 0 else None
