@@ -97,14 +97,7 @@ def measure_job(job: Job, on_stage: StageCallback = lambda stage: None) -> Model
     from .env import load_average
 
     configure_threads(job.threads)
-    row = ModelResult(
-        name=job.name, model=job.model, kwargs=job.kwargs, image_size=job.image_size,
-        batch_size=0 if job.max_batch else job.batch_size, device=job.device, dtype=job.dtype,
-        threads=job.threads if job.device == "cpu" else None,
-        flops_convention=job.flops_convention, tolerance_pct=job.tolerance_pct,
-        mode=job.mode, channels_last=job.channels_last, compile=job.compile,
-        autocast=job.autocast,
-    )
+    row = ModelResult.for_job(job)
     row.environment = {"torch_num_threads": torch.get_num_threads(),
                        "load_average_1m_start": load_average()}
     import fvcore.nn  # noqa: F401 - imported before the baseline so it is not "model memory"

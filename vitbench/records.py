@@ -123,6 +123,18 @@ class ModelResult(BaseModel):
     environment: dict[str, Any] = Field(default_factory=dict,
                                         description="worker-side details (threads, load)")
 
+    @classmethod
+    def for_job(cls, job, **fields: Any) -> "ModelResult":
+        """An empty row describing how ``job`` (a :class:`vitbench.spec.Job`) is measured."""
+        described = dict(
+            name=job.name, model=job.model, kwargs=job.kwargs, image_size=job.image_size,
+            batch_size=0 if job.max_batch else job.batch_size, device=job.device,
+            dtype=job.dtype, threads=job.threads if job.device == "cpu" else None,
+            flops_convention=job.flops_convention, tolerance_pct=job.tolerance_pct,
+            mode=job.mode, channels_last=job.channels_last, compile=job.compile,
+            autocast=job.autocast)
+        return cls(**{**described, **fields})
+
     def compare_to_reference(self) -> None:
         """Fill :attr:`comparisons` for the printed values that have a measured counterpart."""
         measured = {"params_m": self.params_m, "gflops": self.gflops}

@@ -74,17 +74,9 @@ def plan(suite: Suite, overrides: Optional[dict[str, Any]] = None, only=None, *,
             jobs = jobs[:1]
         for job in jobs:
             ref = entry.reference
-            row = ModelResult(
-                name=entry.name, model=entry.model or "", kwargs=entry.kwargs,
-                image_size=job.image_size,
-                batch_size=0 if job.max_batch else job.batch_size, device=job.device,
-                dtype=job.dtype,
-                threads=job.threads if job.device == "cpu" else None,
-                flops_convention=job.flops_convention, tolerance_pct=job.tolerance_pct,
-                note=entry.note, source=entry.source, reference=ref.values(),
-                printed_decimals=dict(ref.printed_decimals),
-                **_setting_fields(job),
-            )
+            row = ModelResult.for_job(
+                job, model=entry.model or "", note=entry.note, source=entry.source,
+                reference=ref.values(), printed_decimals=dict(ref.printed_decimals))
             if job.max_batch:
                 row.batch_size_search = {"requested": "max"}
             if entry.unavailable:
@@ -93,11 +85,6 @@ def plan(suite: Suite, overrides: Optional[dict[str, Any]] = None, only=None, *,
                 break  # one row says it; a sweep of unavailable rows says nothing more
             planned.append(PlannedRow(entry, job, row))
     return planned
-
-
-def _setting_fields(job: Job) -> dict[str, Any]:
-    return dict(mode=job.mode, channels_last=job.channels_last, compile=job.compile,
-                autocast=job.autocast)
 
 
 def check_models(planned: list[PlannedRow]) -> None:
@@ -207,12 +194,7 @@ def _describe_exit(returncode: int) -> str:
 
 
 def _failed_row(job: Job, status: str, error: str) -> ModelResult:
-    return ModelResult(
-        name=job.name, model=job.model, kwargs=job.kwargs, image_size=job.image_size,
-        batch_size=0 if job.max_batch else job.batch_size, device=job.device, dtype=job.dtype,
-        threads=job.threads if job.device == "cpu" else None,
-        flops_convention=job.flops_convention, tolerance_pct=job.tolerance_pct,
-        status=status, error=error, **_setting_fields(job))
+    return ModelResult.for_job(job, status=status, error=error)
 
 
 def run_suite(suite: Suite, *, out_dir: str | Path, overrides: Optional[dict[str, Any]] = None,

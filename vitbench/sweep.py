@@ -262,6 +262,16 @@ def write_outputs(results: list[SweepResult], out_dir: Path) -> dict[str, Path]:
     return paths
 
 
+def _loglog(ax, ylabel: str, title: str) -> None:
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel(f"tokens (H·W / {TOKEN_STRIDE}²)")
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=8)
+
+
 def plot(results: list[SweepResult], path: Path) -> None:
     """Log-log GFLOPs (solid) and attention GFLOPs (dashed) vs tokens; latency if timed."""
     import matplotlib
@@ -283,13 +293,7 @@ def plot(results: list[SweepResult], path: Path) -> None:
             afit = result.fits.get("attention")
             ax.plot([p.tokens for p in att], [p.attention_gflops for p in att], "x--", color=color,
                     label="  attention" + (f" (exp {afit.exponent:.2f})" if afit else ""))
-    ax.set_xscale("log")
-    ax.set_yscale("log")
-    ax.set_xlabel(f"tokens (H·W / {TOKEN_STRIDE}²)")
-    ax.set_ylabel("GFLOPs (10⁹ MACs, batch 1)")
-    ax.set_title("Cost vs. resolution (log-log; slope = exponent)")
-    ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=8)
+    _loglog(ax, "GFLOPs (10⁹ MACs, batch 1)", "Cost vs. resolution (log-log; slope = exponent)")
     if timed:
         ax2 = axes[0][1]
         for index, result in enumerate(results):
@@ -297,13 +301,7 @@ def plot(results: list[SweepResult], path: Path) -> None:
             fit = result.fits.get("latency")
             ax2.plot([p.tokens for p in pts], [p.latency_ms for p in pts], "o-", color=f"C{index}",
                      label=result.model + (f"  (exp {fit.exponent:.2f})" if fit else ""))
-        ax2.set_xscale("log")
-        ax2.set_yscale("log")
-        ax2.set_xlabel(f"tokens (H·W / {TOKEN_STRIDE}²)")
-        ax2.set_ylabel("median latency, ms (batch 1)")
-        ax2.set_title("Latency vs. resolution (log-log)")
-        ax2.grid(True, which="both", alpha=0.3)
-        ax2.legend(fontsize=8)
+        _loglog(ax2, "median latency, ms (batch 1)", "Latency vs. resolution (log-log)")
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)

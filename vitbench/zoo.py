@@ -25,27 +25,30 @@ import importlib
 import inspect
 import os
 import re
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Optional, Sequence
 
 from .errors import BuildError, UnknownModelError
 
 
-def _timm_names() -> list[str]:
+@functools.lru_cache(maxsize=None)  # a suite checks every row; list once
+def _timm_names() -> tuple[str, ...]:
     import timm
 
-    return list(timm.list_models())
+    return tuple(timm.list_models())
 
 
-def _torchvision_names() -> list[str]:
+@functools.lru_cache(maxsize=None)  # a suite checks every row; list once
+def _torchvision_names() -> tuple[str, ...]:
     from torchvision import models
 
-    return sorted(models.list_models())
+    return tuple(sorted(models.list_models()))
 
 
-def _vitbench_names() -> list[str]:
+@functools.lru_cache(maxsize=None)  # a suite checks every row; list once
+def _vitbench_names() -> tuple[str, ...]:
     from .builders import load_builders
 
-    return sorted(load_builders())
+    return tuple(sorted(load_builders()))
 
 
 #: The optional extra that installs each zoo's library, for the error a missing one gives.
@@ -66,13 +69,13 @@ def _import_transformers():
     return transformers
 
 
-def _hf_names() -> list[str]:
+def _hf_names() -> tuple[str, ...]:
     transformers = _import_transformers()
-    return sorted(n for n in dir(transformers)
-                  if _HF_MODEL_CLASS.match(n) and "PreTrained" not in n)
+    return tuple(sorted(n for n in dir(transformers)
+                        if _HF_MODEL_CLASS.match(n) and "PreTrained" not in n))
 
 
-_NAME_LISTS: dict[str, Callable[[], list[str]]] = {
+_NAME_LISTS: dict[str, Callable[[], tuple[str, ...]]] = {
     "timm": _timm_names,
     "torchvision": _torchvision_names,
     "vitbench": _vitbench_names,
@@ -80,7 +83,7 @@ _NAME_LISTS: dict[str, Callable[[], list[str]]] = {
 }
 
 
-def suggest(name: str, candidates: list[str], n: int = 5) -> list[str]:
+def suggest(name: str, candidates: Sequence[str], n: int = 5) -> list[str]:
     """Close names for a typo: fuzzy matches first, then names containing the query."""
     squashed = name.lower().replace("-", "_")
     close = difflib.get_close_matches(squashed, candidates, n=n, cutoff=0.6)
