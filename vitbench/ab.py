@@ -10,6 +10,7 @@ runs (:func:`vitbench.gate.confirm`), otherwise it is reported as WARN (unconfir
 
 from __future__ import annotations
 
+import json
 import random
 from pathlib import Path
 from typing import Any, Callable, Optional, Sequence
@@ -68,33 +69,163 @@ def measure_interleaved(suite_a: Suite, suite_b: Suite, runs_per_side: int, out_
     return results["A"], results["B"]
 
 
+def measure_lockstep(suite_a: Suite, suite_b: Suite, rounds: int, out_dir: Path, *,
+                     overrides: Optional[dict[str, Any]] = None,
+                     only: Optional[Sequence[str]] = None, seed: int = 0, stage: str = "1",
+                     static: Optional[dict[str, RunResult]] = None,
+                     progress: Progress = lambda m: None,
+                     ) -> tuple[list[RunResult], list[RunResult], dict[str, list[float]]]:
+    """``rounds`` lockstep rounds: in each, every row present on both sides (and the
+    calibration probe, against itself) is timed in a fresh A worker and a fresh B worker in
+    alternating blocks (:func:`vitbench.lockstep.measure_pair`). Rows run in a per-round
+    shuffled order; which side starts alternates. Each round is saved per side as a
+    ``results.json`` (raw samples kept) as soon as it finishes.
+
+    ``static`` (per side, a ``--static-only`` run of the suite) supplies GFLOPs and the rows
+    that exist on one side only. Returns the per-side runs and, per row name, one
+    ln(B/A) per round.
+    """
+    from .env import environment
+    from .lockstep import measure_pair
+    from .records import SCHEMA
+    from .runner import plan, suite_fingerprint, utc_now
+
+    suites = {"A": suite_a, "B": suite_b}
+    results: dict[str, list[RunResult]] = {"A": [], "B": []}
+    paired: dict[str, list[float]] = {}
+    env = None
+    for index in range(rounds):
+        planned = {label: {p.row.name: p for p in plan(with_calibration(
+            suites[label], shuffle_seed=seed * 1000 + index, only=only), overrides)}
+            for label in "AB"}
+        names = [n for n in planned["A"] if n in planned["B"]]
+        if env is None:
+            env = environment(with_gpu=any(p.job is not None and p.job.device == "cuda"
+                                           for side in planned.values() for p in side.values()))
+        runs = {label: RunResult(schema=SCHEMA, suite=suite_fingerprint(suites[label]),
+                                 created_utc=utc_now(), overrides=dict(overrides or {}),
+                                 command=["vitbench", "ab", f"side {label}", f"round {index}"],
+                                 environment=env, results=[])
+                for label in "AB"}
+        first = "A" if index % 2 == 0 else "B"
+        for position, name in enumerate(names):
+            jobs = {label: planned[label][name].job for label in "AB"}
+            if any(job is None for job in jobs.values()):
+                for label in "AB":
+                    runs[label].results.append(planned[label][name].row)
+                continue
+            progress(f"stage {stage} round {index + 1}/{rounds}: {name} "
+                     f"({position + 1}/{len(names)}, A and B in lockstep)")
+            outcome = measure_pair(jobs, first=first)
+            for label in "AB":
+                row = outcome.rows[label]
+                kept = planned[label][name].row.model_dump(
+                    include={"note", "source", "reference", "printed_decimals"})
+                row = row.model_copy(update=kept)
+                _add_static(row, (static or {}).get(label))
+                runs[label].results.append(row)
+            if outcome.round_log_ratio is not None:
+                paired.setdefault(name, []).append(outcome.round_log_ratio)
+        for label in "AB":  # rows of one side only: their static row, for the verdict table
+            for name, item in planned[label].items():
+                if name not in planned["B" if label == "A" else "A"] and static and static.get(label):
+                    row = next((r for r in static[label].results if r.name == name), item.row)
+                    runs[label].results.append(row)
+            runs[label].finished_utc = utc_now()
+            runs[label].complete = True
+            runs[label].save(out_dir / f"stage{stage}-round{index:02d}-{label}" / "results.json")
+            results[label].append(runs[label])
+    return results["A"], results["B"], paired
+
+
+def _add_static(row, static_run: Optional[RunResult]) -> None:
+    """Copy the deterministic counts of the static pass onto a lockstep row."""
+    if static_run is None or row.status != "ok":
+        return
+    match = next((r for r in static_run.results if r.name == row.name and r.status == "ok"), None)
+    if match is None:
+        return
+    for key in ("gflops", "gflops_counter", "gflops_crosscheck", "gflops_crosscheck_counter",
+                "counters_agree", "uncounted_ops", "gap_ops", "flops_error", "flops_convention"):
+        setattr(row, key, getattr(match, key))
+
+
+def static_pass(suite_a: Suite, suite_b: Suite, out_dir: Path, *,
+                overrides: Optional[dict[str, Any]] = None,
+                progress: Progress = lambda m: None) -> dict[str, RunResult]:
+    """Params and GFLOPs of both sides, counted once (they are deterministic)."""
+    from .runner import run_suite
+
+    static = {}
+    for label, suite in (("A", suite_a), ("B", suite_b)):
+        progress(f"counting params and GFLOPs of side {label} ({suite.name})")
+        static[label] = run_suite(suite, out_dir=out_dir / f"static-{label}", overrides=overrides,
+                                  static_only=True, write_derived=False,
+                                  command=["vitbench", "ab", f"side {label}", "static"])
+    return static
+
+
 def run_ab(suite_a: Suite, suite_b: Suite, runs_per_side: int, out_dir: str | Path, *,
            overrides: Optional[dict[str, Any]] = None, config: Optional[GateConfig] = None,
-           confirm_failures: bool = True, seed: int = 0,
-           progress: Progress = lambda m: None) -> tuple[GateReport, dict[str, list[RunResult]]]:
-    """Measure A and B interleaved, decide, confirm noisy failures; return the report and runs."""
+           confirm_failures: bool = True, seed: int = 0, design: str = "lockstep",
+           progress: Progress = lambda m: None) -> tuple[GateReport, dict[str, Any]]:
+    """Measure A and B, decide, confirm noisy failures; return the report and the runs.
+
+    ``design="lockstep"`` (default): params/GFLOPs counted once per side, then
+    ``runs_per_side`` lockstep rounds (:func:`measure_lockstep`); latency is decided on the
+    paired per-round ratios, memory on the per-round values. ``design="runs"``: whole-suite
+    fresh runs per side, interleaved A B B A (:func:`measure_interleaved`), every metric
+    decided on run-level values.
+    """
     config = config or GateConfig()
     out_dir = Path(out_dir)
-    runs_a, runs_b = measure_interleaved(suite_a, suite_b, runs_per_side, out_dir,
-                                         overrides=overrides, seed=seed, progress=progress)
     quantiles = sorted({0.2, 0.5} | ({config.quantile} if config.quantile else set()))
     label_a, label_b = f"A ({suite_a.name})", f"B ({suite_b.name})"
-    report = compare_sides(side_from_results(runs_a, label_a, quantiles),
-                           side_from_results(runs_b, label_b, quantiles), config, mode="ab")
+    if design not in ("lockstep", "runs"):
+        raise ValueError(f"design must be 'lockstep' or 'runs', not {design!r}")
+
+    def measure(only=None, stage="1", seed_=seed):
+        if design == "runs":
+            a, b = measure_interleaved(suite_a, suite_b, runs_per_side, out_dir,
+                                       overrides=overrides, only=only, seed=seed_, stage=stage,
+                                       progress=progress)
+            return a, b, {}
+        return measure_lockstep(suite_a, suite_b, runs_per_side, out_dir, overrides=overrides,
+                                only=only, seed=seed_, stage=stage, static=static,
+                                progress=progress)
+
+    def decide(a, b, paired):
+        return compare_sides(side_from_results(a, label_a, quantiles),
+                             side_from_results(b, label_b, quantiles), config, mode="ab",
+                             paired=paired)
+
+    static = static_pass(suite_a, suite_b, out_dir, overrides=overrides,
+                         progress=progress) if design == "lockstep" else None
+    runs_a, runs_b, paired = measure()
+    report = decide(runs_a, runs_b, paired)
     failing = sorted({v.model for v in report.verdicts if v.verdict == FAIL and v.kind == "noisy"})
     if failing and confirm_failures:
         progress(f"confirming {len(failing)} failing model(s): {', '.join(failing)}")
-        more_a, more_b = measure_interleaved(suite_a, suite_b, runs_per_side, out_dir,
-                                             overrides=overrides, only=failing, seed=seed + 1,
-                                             stage="2", progress=progress)
+        more_a, more_b, more_paired = measure(only=failing, stage="2", seed_=seed + 1)
         runs_a, runs_b = runs_a + more_a, runs_b + more_b
-        pooled = compare_sides(side_from_results(runs_a, label_a, quantiles),
-                               side_from_results(runs_b, label_b, quantiles), config, mode="ab")
-        confirm(report, pooled)
+        for name, values in more_paired.items():
+            paired[name] = paired.get(name, []) + values
+        confirm(report, decide(runs_a, runs_b, paired))
     elif failing:
         report.notes.append("noisy FAILs were NOT confirmed by re-measurement (--no-confirm)")
-    report.notes.append(f"runs kept in {out_dir} (raw samples in each results.json)")
-    return report, {"A": runs_a, "B": runs_b}
+    if design == "lockstep":
+        report.notes.append(
+            "latency: lockstep design — each round starts a fresh A and a fresh B worker per "
+            "model and times them in alternating ~0.1 s blocks (A B B A …); one ln(B/A) per "
+            "round; exact one-sided Wilcoxon signed-rank test over rounds, one-sample "
+            "Hodges–Lehmann ratio with a Tukey–Walsh CI; the calibration probe is timed "
+            "against itself every round as an A/A control")
+    if paired:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        (out_dir / "paired.json").write_text(json.dumps(paired, indent=1) + "\n", encoding="utf-8")
+    report.notes.append(f"runs kept in {out_dir} (raw samples in each results.json"
+                        + (", per-round ratios in paired.json)" if paired else ")"))
+    return report, {"A": runs_a, "B": runs_b, "paired": paired}
 
 
 # --------------------------------------------------------------------------------------
@@ -122,7 +253,7 @@ def selftest_suites(rows: Sequence[str], *, repeat: int = 20, threads: int = 1) 
     if unknown:
         raise ValueError(f"unknown injection {unknown[0]!r}; known: {', '.join(INJECTIONS)}")
     defaults = Settings(threads=threads, warmup=5, repeat=repeat, min_time_s=0.2,
-                        image_size=224, batch_size=1, device="cpu")
+                        image_size=224, batch_size=1, device="cpu", processes=1)
 
     def suite(name: str, inject: bool) -> Suite:
         models = [ModelEntry(name=row, model="vitbench:gate_fixture",
@@ -146,15 +277,16 @@ def score_real(report: GateReport) -> dict[str, Any]:
             entry["latency_ci"] = [v.ci_low, v.ci_high]
             if v.model in NOMINAL and v.ratio is not None:
                 entry["ratio_error_pp"] = (v.ratio - NOMINAL[v.model]) * 100
-    expected = {"aa": None, "lat5": "latency_ms", "lat10": "latency_ms", "lat20": "latency_ms",
-                "mem8": "peak_memory_mb", "linear": "params"}
+    expected = {"aa": (), "lat5": ("latency_ms",), "lat10": ("latency_ms",),
+                "lat20": ("latency_ms",), "mem8": ("peak_memory_mb",),
+                "linear": ("params", "gflops")}  # an extra Linear adds parameters and MACs
     for row, entry in by_row.items():
-        target = expected.get(row)
+        targets = expected.get(row, ())
         verdicts = entry["verdicts"]
-        entry["false_alarm"] = [m for m, x in verdicts.items() if x == FAIL and m != target]
+        entry["false_alarm"] = [m for m, x in verdicts.items() if x == FAIL and m not in targets]
         entry["inconclusive"] = [m for m, x in verdicts.items() if x in ("INCONCLUSIVE", "NOT_COMPARABLE")]
-        if target:
-            entry["detected"] = verdicts.get(target) == FAIL
+        if targets:
+            entry["detected"] = all(verdicts.get(t) == FAIL for t in targets)
     return by_row
 
 
@@ -174,15 +306,28 @@ def pooled_base_values(runs_a: Sequence[RunResult], runs_b: Sequence[RunResult],
     return values
 
 
+#: Selftest rows whose latency is unchanged by construction: the A/A pool of lockstep ratios
+#: (``linear`` adds a 16×16 Linear, ``mem8`` allocates once; neither changes a forward's time
+#: measurably; the calibration probe is timed against itself).
+LATENCY_NULL_ROWS = ("aa", "linear", "mem8", CALIBRATION_ROW)
+
+
+def pooled_paired_values(paired: dict[str, Sequence[float]]) -> list[float]:
+    """Measured per-round ln(B/A) of every row whose latency did not change."""
+    return [float(x) for row in LATENCY_NULL_ROWS for x in paired.get(row, [])]
+
+
 def resampled_trials(values: Sequence[float], *, n: int, trials: int = 2000,
                      shifts: Sequence[float] = (0.0, 0.05, 0.10, 0.20, -0.10), family: int = 10,
-                     config: Optional[GateConfig] = None, seed: int = 0) -> dict[str, Any]:
+                     config: Optional[GateConfig] = None, seed: int = 0,
+                     paired: bool = False) -> dict[str, Any]:
     """Validate the decision rule on resampled *measured* run-level values.
 
     Each trial draws two disjoint sets of ``n`` values from ``values`` (real runs of one
     unchanged model), multiplies the candidate set by ``1 + shift``, and decides it with the
     gate's own code. The test is judged as one of ``family`` tests (α/family: Holm's first
-    step). Returns per shift: the FAIL, WARN, IMPROVED, INCONCLUSIVE and PASS rates, the median
+    step). With ``paired`` the values are lockstep log ratios ln(B/A) of unchanged rows: a
+    trial draws ``n`` of them (one set) and adds ln(1 + shift). Returns per shift: the FAIL, WARN, IMPROVED, INCONCLUSIVE and PASS rates, the median
     |ρ̂ − (1+shift)| in percentage points and the 95 % CI coverage of 1+shift.
     """
     import dataclasses
@@ -193,7 +338,7 @@ def resampled_trials(values: Sequence[float], *, n: int, trials: int = 2000,
 
     config = config or GateConfig()
     values = np.asarray(values, float)
-    if len(values) < 2 * n:
+    if len(values) < (n if paired else 2 * n):
         raise ValueError(f"{len(values)} measured run values cannot give two disjoint sets of {n}")
     cfg = dataclasses.replace(config, alpha=config.alpha / family, metrics=("latency",))
     q = cfg.latency_quantile("cpu")
@@ -204,6 +349,19 @@ def resampled_trials(values: Sequence[float], *, n: int, trials: int = 2000,
         errors, covered = [], 0
         for _ in range(trials):
             pick = rng.permutation(len(values))
+            if paired:
+                d = values[pick[:n]] + np.log1p(shift)
+                sides = [Side(label=label, kind="results", runs=n, models={"fixture": ModelRuns(
+                    name="fixture", settings={"device": "cpu"}, status=["ok"],
+                    latency={0.5: [1.0] * n})}) for label in "AB"]
+                report = compare_sides(sides[0], sides[1], cfg, mode="resampled",
+                                       paired={"fixture": d})
+                v = next(x for x in report.verdicts if x.metric == "latency_ms")
+                counts[v.verdict] += 1
+                errors.append(abs(v.ratio - (1 + shift)) * 100)
+                if v.ci_low is not None and v.ci_low <= 1 + shift <= v.ci_high:
+                    covered += 1
+                continue
             a, b = values[pick[:n]], values[pick[n:2 * n]] * (1 + shift)
             sides = []
             for label, vals in (("A", a), ("B", b)):
@@ -224,5 +382,6 @@ def resampled_trials(values: Sequence[float], *, n: int, trials: int = 2000,
             "ci_coverage": covered / trials,
         }
     return {"n_per_side": n, "family": family, "alpha": config.alpha, "pool": len(values),
-            "between_run_robust_sd": robust_sd(np.log(values)),
+            "design": "lockstep" if paired else "runs",
+            "between_run_robust_sd": robust_sd(values if paired else np.log(values)),
             "shifts": out}

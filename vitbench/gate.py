@@ -202,6 +202,64 @@ def runs_needed(tests: int, alpha: float, max_n: int = 200) -> int:
     return max_n
 
 
+def signed_rank_null_cdf(n: int) -> np.ndarray:
+    """Exact null CDF of the Wilcoxon signed-rank statistic W+ (no ties, no zeros):
+    ``cdf[w] = P(W+ <= w)``; the counts are the coefficients of ∏_{i=1..n} (1 + q^i)."""
+    size = n * (n + 1) // 2 + 1
+    poly = np.zeros(size)
+    poly[0] = 1.0
+    for i in range(1, n + 1):
+        poly[i:] = poly[i:] + poly[:size - i].copy()
+    cdf = np.cumsum(poly)
+    return cdf / cdf[-1]
+
+
+def walsh_averages(d: Sequence[float]) -> np.ndarray:
+    """All (d_i + d_j) / 2 with i ≤ j, sorted."""
+    d = np.asarray(d, float)
+    i, j = np.triu_indices(len(d))
+    return np.sort((d[i] + d[j]) / 2)
+
+
+def hodges_lehmann_paired(d: Sequence[float]) -> float:
+    """One-sample Hodges–Lehmann location: the median of the Walsh averages."""
+    return float(np.median(walsh_averages(d)))
+
+
+def walsh_ci(d: Sequence[float], level: float = 0.95) -> tuple[float, float]:
+    """Distribution-free CI of the centre of ``d`` (Tukey): order statistics of the Walsh
+    averages, k from the exact signed-rank null (normal approximation above n = 60).
+    [−inf, inf] when too few values for any finite interval."""
+    w = walsh_averages(d)
+    n, total, tail = len(d), w.size, (1 - level) / 2
+    if n <= 60:
+        k = int(np.searchsorted(signed_rank_null_cdf(n), tail + 1e-12, side="right"))
+    else:
+        mean, sd = total / 2, math.sqrt(n * (n + 1) * (2 * n + 1) / 24)
+        k = int(math.floor(mean - _sp.norm.ppf(1 - tail) * sd))
+    if k < 1:
+        return -math.inf, math.inf
+    return float(w[k - 1]), float(w[total - k])
+
+
+def signed_rank_pvalue(d: Sequence[float], alternative: str) -> float:
+    """One-sided exact Wilcoxon signed-rank p-value that ``d`` is centred above (``greater``)
+    or below (``less``) zero (``scipy.stats.wilcoxon(method='exact')``)."""
+    d = np.asarray(d, float)
+    if np.all(d == 0):
+        return 1.0
+    return float(_sp.wilcoxon(d, alternative=alternative, method="exact",
+                              zero_method="zsplit").pvalue)
+
+
+def rounds_needed(tests: int, alpha: float, max_n: int = 64) -> int:
+    """Smallest number of lockstep rounds with 2^n > tests/alpha (the gate can fail at all)."""
+    for n in range(1, max_n):
+        if 2 ** n > tests / alpha:
+            return n
+    return max_n
+
+
 # --------------------------------------------------------------------------------------
 # Sides: what was measured, run by run
 # --------------------------------------------------------------------------------------
@@ -453,9 +511,11 @@ class Verdict:
     n_b: Optional[int] = None
     noise_sd: Optional[float] = None
     statistic: Optional[str] = None
+    design: Optional[str] = None  # noisy: "runs" (independent runs per side) | "lockstep" (paired)
     confirmation: Optional[dict[str, Any]] = None
     # working values (not reported)
     _log_a: Any = field(default=None, repr=False)
+    _d: Any = field(default=None, repr=False)  # lockstep: per-round log ratios B/A
     _log_b: Any = field(default=None, repr=False)
     _p_less: Optional[float] = field(default=None, repr=False)
 
@@ -538,9 +598,16 @@ def _counter_version_key(counter: Optional[str]) -> str:
 
 
 def compare_sides(base: Side, cand: Side, config: Optional[GateConfig] = None, *,
-                  mode: str = "compare") -> GateReport:
-    """Decide every (model, metric) of ``cand`` against ``base``."""
+                  mode: str = "compare",
+                  paired: Optional[dict[str, Sequence[float]]] = None) -> GateReport:
+    """Decide every (model, metric) of ``cand`` against ``base``.
+
+    ``paired`` (from ``vitbench ab``'s lockstep rounds) maps a model name to one log latency
+    ratio ln(B/A) per round; those models' latency is decided by the paired rule
+    (:func:`_paired_latency`), and the calibration row's ratios are the rounds' A/A control.
+    """
     config = config or GateConfig()
+    paired = paired or {}
     report = GateReport(mode=mode, config=config, baseline=_describe_side(base),
                         candidate=_describe_side(cand))
     env_diffs = _env_differences(base, cand)
@@ -580,7 +647,10 @@ def compare_sides(base: Side, cand: Side, config: Optional[GateConfig] = None, *
         timing_diffs = [f"{k} {a.settings.get(k)} → {b.settings.get(k)}" for k in _TIMING_FIELDS
                         if not _same(a.settings.get(k), b.settings.get(k))]
         if "latency" in config.metrics:
-            v = _latency(name, a, b, config, timing_diffs + env_diffs)
+            if paired.get(name) is not None and len(paired[name]) and not (timing_diffs or env_diffs):
+                v = _paired_latency(name, a, b, paired[name], config)
+            else:
+                v = _latency(name, a, b, config, timing_diffs + env_diffs)
             if v is not None:
                 (noisy if v.verdict is None else report.verdicts).append(v)
         if "memory" in config.metrics:
@@ -588,7 +658,11 @@ def compare_sides(base: Side, cand: Side, config: Optional[GateConfig] = None, *
             if v is not None:
                 (noisy if v.verdict is None else report.verdicts).append(v)
 
-    drift = _calibration(base, cand, config, report, env_diffs)
+    calibration_name = base.calibration.name if base.calibration else None
+    if calibration_name and paired.get(calibration_name) is not None:
+        drift = _paired_control(paired[calibration_name], base, cand, config, report, env_diffs)
+    else:
+        drift = _calibration(base, cand, config, report, env_diffs)
     _decide_noisy(noisy, config, report, drift, stored=base.kind == "baseline")
     report.verdicts.extend(noisy)
     order = {n: i for i, n in enumerate(names)}
@@ -653,7 +727,7 @@ def _noisy_verdict(name: str, metric: str, unit: str, a: list[float], b: list[fl
     """A pending noisy verdict (``verdict=None``) carrying logs and per-test statistics."""
     v = Verdict(model=name, metric=metric, kind=kind, verdict=None, reason="", unit=unit,  # type: ignore[arg-type]
                 baseline=float(np.median(a)), candidate=float(np.median(b)),
-                delta=delta, n_a=len(a), n_b=len(b), statistic=statistic)
+                delta=delta, n_a=len(a), n_b=len(b), statistic=statistic, design="runs")
     la, lb = np.log(np.asarray(a, float) + offset), np.log(np.asarray(b, float) + offset)
     v._log_a, v._log_b = la, lb
     if len(a) >= 1 and len(b) >= 1:
@@ -687,6 +761,65 @@ def _latency(name: str, a: ModelRuns, b: ModelRuns, config: GateConfig,
     delta = config.delta_for("latency", a.device)
     return _noisy_verdict(name, "latency_ms", "ms", a.latency[q], b.latency[q], delta,
                           f"q{q:g} per run")
+
+
+def _paired_latency(name: str, a: ModelRuns, b: ModelRuns, d: Sequence[float],
+                    config: GateConfig) -> Verdict:
+    """A pending latency verdict from lockstep rounds: one ln(B/A) per round."""
+    d = np.asarray(d, float)
+    per_run = lambda m: m.latency.get(0.5) or next(iter(m.latency.values()), [])  # noqa: E731
+    va, vb = per_run(a), per_run(b)
+    v = Verdict(model=name, metric="latency_ms", kind="noisy", verdict=None, reason="",  # type: ignore[arg-type]
+                unit="ms", baseline=float(np.median(va)) if va else None,
+                candidate=float(np.median(vb)) if vb else None,
+                delta=config.delta_for("latency", a.device), n_a=len(d), n_b=len(d),
+                statistic="per round: median of ln(B/A) over adjacent lockstep blocks",
+                design="lockstep")
+    v._d = d
+    v.ratio = math.exp(hodges_lehmann_paired(d))
+    v.noise_sd = robust_sd(d)
+    if len(d) >= 2:
+        v.p = signed_rank_pvalue(d, "greater")
+        v._p_less = signed_rank_pvalue(d, "less")
+    return v
+
+
+def _paired_control(d: Sequence[float], base: Side, cand: Side, config: GateConfig,
+                    report: GateReport, env_diffs: list[str]) -> Optional[str]:
+    """The calibration probe measured in lockstep against itself every round: an A/A control.
+
+    Its ratios should centre on 1; a significant shift means the two sides were not measured
+    alike (e.g. one worker systematically favoured), and latency verdicts become INCONCLUSIVE.
+    """
+    d = np.asarray(d, float)
+    v = Verdict(model="calibration", metric="latency_ms", kind="calibration", verdict=PASS,
+                reason="", unit="ms", n_a=len(d), n_b=len(d), design="lockstep",
+                delta=config.calibration_min_shift,
+                statistic="A/A control: the probe against itself in every lockstep round")
+    per_run = lambda s: (s.calibration.latency.get(0.5) if s.calibration else None) or []  # noqa: E731
+    if per_run(base):
+        v.baseline = float(np.median(per_run(base)))
+    if per_run(cand):
+        v.candidate = float(np.median(per_run(cand)))
+    drift = None
+    if env_diffs:
+        v.verdict, v.reason = INCONCLUSIVE, "environments differ"
+        report.verdicts.append(v)
+        return None
+    if len(d) >= 2:
+        v.ratio = math.exp(hodges_lehmann_paired(d))
+        v.noise_sd = robust_sd(d)
+        lo, hi = walsh_ci(d, config.ci_level)
+        v.ci_low, v.ci_high = math.exp(lo), math.exp(hi)
+        p = min(1.0, 2 * min(signed_rank_pvalue(d, "greater"), signed_rank_pvalue(d, "less")))
+        v.p = p
+        if p < config.alpha and abs(math.log(v.ratio)) >= math.log1p(config.calibration_min_shift):
+            drift = (f"A/A control: the calibration probe measured {v.ratio:.3f}× against itself "
+                     f"(two-sided p={p:.2g}): the two sides were not measured alike")
+        v.reason = drift or f"the probe against itself: {v.ratio - 1:+.1%}, no significant shift"
+    v.verdict = INCONCLUSIVE if drift else PASS
+    report.verdicts.append(v)
+    return drift
 
 
 def _memory(name: str, a: ModelRuns, b: ModelRuns, config: GateConfig,
@@ -788,6 +921,9 @@ def _decide_noisy(tests: list[Verdict], config: GateConfig, report: GateReport,
                             f"spread; ")
             v.delta = delta = widened
         log_delta = math.log1p(delta)
+        if v.design == "lockstep":
+            _decide_paired(v, config, m, adjusted.get(id(v)), drift)
+            continue
         if v.n_a is None or v.n_a < 2 or v.n_b < 2:
             v.verdict = INCONCLUSIVE
             v.reason += f"too few runs ({v.n_a} vs {v.n_b}; a run-level test needs ≥2 per side)"
@@ -830,6 +966,58 @@ def _decide_noisy(tests: list[Verdict], config: GateConfig, report: GateReport,
                 v.reason += f"significant but {v.ratio - 1:+.1%} is below δ {delta:.0%}"
             else:
                 v.reason += f"no significant change ({v.ratio - 1:+.1%})"
+
+
+def _decide_paired(v: Verdict, config: GateConfig, family: int,
+                   adjusted: Optional[tuple[float, float, float]], drift: Optional[str]) -> None:
+    """Verdict of a lockstep latency test: the rule of :func:`_decide_noisy` on paired rounds
+    (exact one-sided signed-rank test, one-sample Hodges–Lehmann ratio, Tukey–Walsh CI).
+
+    INCONCLUSIVE when the rounds cannot resolve the minimum effect: too few rounds for any
+    p below α/M (2^n ≤ M/α), or a CI half-width above δ without a decision.
+    """
+    alpha, delta = config.alpha, v.delta
+    log_delta = math.log1p(delta)
+    n = len(v._d)
+    if n < 2 or adjusted is None:
+        v.verdict = INCONCLUSIVE
+        v.reason += f"too few lockstep rounds ({n})"
+        return
+    if 2 ** n <= family / alpha:
+        v.verdict = INCONCLUSIVE
+        v.reason += (f"too few rounds to ever reach significance: 2^{n} ≤ M/α = {family}/{alpha:g}; "
+                     f"use ≥{rounds_needed(family, alpha)} rounds")
+        return
+    lo, hi = walsh_ci(v._d, config.ci_level)
+    v.ci_low, v.ci_high = math.exp(lo), math.exp(hi)
+    g, l, q = adjusted
+    log_ratio = math.log(v.ratio)
+    if log_ratio < 0:
+        v.p, v.p_holm = v._p_less, float(l)
+    else:
+        v.p_holm = float(g)
+    half = (hi - lo) / 2
+    if drift:
+        v.verdict, v.reason = INCONCLUSIVE, v.reason + drift
+    elif g <= alpha and log_ratio >= log_delta:
+        v.verdict = FAIL
+        v.reason += f"slower by {v.ratio - 1:+.1%} ≥ δ {delta:.0%}, Holm p={g:.2g} ≤ α"
+    elif l <= alpha and log_ratio <= -log_delta:
+        v.verdict = IMPROVED
+        v.reason += f"{v.ratio - 1:+.1%} beyond δ {delta:.0%}, Holm p={l:.2g} ≤ α"
+    elif half > log_delta:
+        v.verdict = INCONCLUSIVE
+        v.reason += (f"too noisy: CI half-width {half:.1%} > δ {delta:.0%} "
+                     f"(round-to-round SD {v.noise_sd:.1%})")
+    elif q < config.warn_q and log_ratio >= log_delta / 2:
+        v.verdict = WARN
+        v.reason += f"{v.ratio - 1:+.1%}: BH q={q:.2g}, below the FAIL threshold"
+    else:
+        v.verdict = PASS
+        if g <= alpha:
+            v.reason += f"significant but {v.ratio - 1:+.1%} is below δ {delta:.0%}"
+        else:
+            v.reason += f"no significant change ({v.ratio - 1:+.1%})"
 
 
 def confirm(report: GateReport, pooled: GateReport) -> None:
@@ -905,12 +1093,19 @@ def to_markdown(report: GateReport, on_inconclusive: str = "fail") -> str:
         lines.append(f"| {v.model} | {v.metric}{unit and ''} | {_fmt(v.baseline, v.unit)}{unit} | "
                      f"{_fmt(v.candidate, v.unit)}{unit} | {_fmt_ratio(v)} | {p} | "
                      f"{_ICON[v.verdict]} | {reason} |")
+    lockstep = any(v.design == "lockstep" and v.kind == "noisy" for v in report.verdicts)
+    noisy_rule = (f"latency: one ln(B/A) per lockstep round, one-sided exact Wilcoxon "
+                  f"signed-rank, Hodges–Lehmann ratio with Tukey {cfg.ci_level:.0%} CI; CPU peak "
+                  f"RSS: one value per round and side, one-sided exact Mann–Whitney U on logs, "
+                  f"Hodges–Lehmann ratio with Moses {cfg.ci_level:.0%} CI; " if lockstep else
+                  f"latency and CPU peak RSS: one value per fresh-process run, one-sided exact "
+                  f"Mann–Whitney U on logs, Hodges–Lehmann ratio with Moses {cfg.ci_level:.0%} "
+                  f"CI, ")
     lines += [
         "",
         f"Rules: params/GFLOPs exact (GFLOPs only with the same counter, version and convention); "
-        f"CUDA peak allocated exact ±{cfg.cuda_memory_tol_mb:g} MiB; latency and CPU peak RSS: "
-        f"one value per fresh-process run, one-sided exact Mann–Whitney U on logs, "
-        f"Hodges–Lehmann ratio with Moses {cfg.ci_level:.0%} CI, Holm over {report.tests} "
+        f"CUDA peak allocated exact ±{cfg.cuda_memory_tol_mb:g} MiB; {noisy_rule}"
+        f"Holm over {report.tests} "
         f"noisy test(s) at α={cfg.alpha:g}, minimum effect δ={cfg.delta_latency_cpu:.0%} CPU / "
         f"{cfg.delta_latency_cuda:.0%} GPU latency, {cfg.delta_memory_cpu:.0%} (≥{cfg.memory_floor_mb:g} MiB) "
         f"CPU RSS. Baseline/candidate of noisy metrics = median of the per-run values.",

@@ -168,7 +168,8 @@ def baseline(
 def ab(
     suite_a: Path = typer.Argument(..., metavar="SUITE_A", help="baseline suite YAML"),
     suite_b: Path = typer.Argument(..., metavar="SUITE_B", help="candidate suite YAML (rows matched by name)"),
-    runs: int = typer.Option(12, "--runs", "-n", min=2, help="fresh runs per side"),
+    runs: int = typer.Option(12, "--runs", "-n", min=2, help="rounds (lockstep) or fresh runs per side"),
+    design: str = typer.Option("lockstep", "--design", help="lockstep: A and B workers timed in alternating blocks, paired per round (robust to a drifting machine); runs: whole-suite fresh runs per side, A B B A"),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="folder for the runs and the verdict [default: results/ab/UTC-STAMP]"),
     threads: Optional[int] = typer.Option(None, "--threads", min=1, help="CPU threads (1 recommended on small shared machines)"),
     repeat: Optional[int] = typer.Option(None, "--repeat", min=1, help="timed iterations per model per run"),
@@ -180,11 +181,16 @@ def ab(
     quantile: Optional[float] = _QUANT, metrics: Optional[str] = _METRICS_OPT,
     on_inconclusive: str = _ONINC,
 ) -> None:
-    """Measure two suites in interleaved fresh runs (A B B A …) and gate B against A.
+    """Measure two suites side by side and gate B against A.
 
-    The strong mode: both sides see the same machine; every run also times a calibration
-    probe (GEMM + 3×3 conv) to catch a machine that changed under the run; a noisy FAIL is
-    confirmed by re-measuring only the failing models. Exit codes as `vitbench compare`.
+    The strong mode. Params/GFLOPs are counted once per side. Then, in each of --runs
+    rounds, every model gets a fresh A worker and a fresh B worker that are timed in
+    alternating ~0.1 s blocks (A B B A …), so both see the same machine second by second;
+    the round gives one ratio B/A, and the rounds are tested with an exact Wilcoxon
+    signed-rank test. A calibration probe (GEMM + 3×3 conv) is timed against itself every
+    round as an A/A control. A noisy FAIL is confirmed by re-measuring only the failing
+    models. `--design runs` uses whole fresh suite runs per side instead. Exit codes as
+    `vitbench compare`.
 
     Example:
 
@@ -193,7 +199,7 @@ def ab(
     from ..ab import run_ab
     from ..console import err
     from ..errors import VitbenchError
-    from ..gate import runs_needed
+    from ..gate import rounds_needed, runs_needed
     from ..suite import load_suite
 
     on_inconclusive = _check_on_inconclusive(on_inconclusive)
@@ -204,17 +210,19 @@ def ab(
         a, b = load_suite(suite_a), load_suite(suite_b)
     except VitbenchError as exc:
         raise _tool_error(str(exc))
+    if design not in ("lockstep", "runs"):
+        raise _tool_error(f"--design: 'lockstep' or 'runs', not {design!r}")
     tests = 2 * len({m.name for m in a.models} | {m.name for m in b.models})
-    need = runs_needed(tests, alpha)
+    need = runs_needed(tests, alpha) if design == "runs" else rounds_needed(tests, alpha)
     if runs < need:
         err.print(f"[yellow]warning:[/yellow] {runs} runs per side cannot reach significance for "
-                  f"~{tests} noisy tests at α={alpha:g} (C(2n,n) ≤ M/α); noisy metrics will be "
+                  f"~{tests} noisy tests at α={alpha:g}; noisy metrics will be "
                   f"INCONCLUSIVE. Use --runs {need} or more.", highlight=False)
     stamp = _dt.datetime.now(_dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
     out_dir = out or Path("results") / "ab" / stamp
     try:
         report, _ = run_ab(a, b, runs, out_dir, overrides=overrides, config=config,
-                           confirm_failures=confirm, seed=seed,
+                           confirm_failures=confirm, seed=seed, design=design,
                            progress=lambda m: err.print(m, highlight=False))
     except VitbenchError as exc:
         raise _tool_error(str(exc))
@@ -223,7 +231,8 @@ def ab(
 
 @app.command("gate-selftest")
 def gate_selftest(
-    runs: int = typer.Option(5, "--runs", "-n", min=2, help="real interleaved runs per side (0 with --from)"),
+    runs: int = typer.Option(12, "--runs", "-n", min=2, help="real lockstep rounds (or runs per side with --design runs)"),
+    design: str = typer.Option("lockstep", "--design", help="lockstep or runs (as `vitbench ab`)"),
     inject: str = typer.Option("aa,lat10,lat20,mem8,linear", "--inject",
                                help="rows: aa,lat5,lat10,lat20,mem8,linear"),
     from_dir: Optional[Path] = typer.Option(None, "--from", help="re-analyse a previous selftest/ab folder instead of measuring"),
@@ -236,17 +245,19 @@ def gate_selftest(
 ) -> None:
     """Measure the gate's own false-alarm rate, inconclusive rate and power.
 
-    (1) A small real A/A + A/B `ab` run through the fixture model vitbench:gate_fixture:
+    (1) A real A/A + A/B `ab` run through the fixture model vitbench:gate_fixture:
     row `aa` is unchanged, `lat5/10/20` add calibrated extra work (+5/10/20 % latency),
     `mem8` holds an extra 8 MiB tensor, `linear` adds an nn.Linear. (2) The decision rule
-    on many resampled trials: disjoint sets of the *measured* run-level latencies of the
-    unchanged fixture, with the candidate multiplied by 1+shift.
+    on many resampled trials built from the *measured* values of rows whose latency did
+    not change (lockstep: their per-round ratios, shifted by 1+x; runs: disjoint sets of
+    run-level latencies, the candidate multiplied by 1+x).
 
-    Example (a few minutes on a quiet 2-core machine):
+    Example (about 15 minutes on a quiet 2-core machine):
 
-      vitbench gate-selftest --runs 5 --inject aa,lat20,linear
+      vitbench gate-selftest --runs 12 --inject aa,lat10,lat20,mem8,linear
     """
-    from ..ab import pooled_base_values, resampled_trials, run_ab, score_real, selftest_suites
+    from ..ab import (pooled_base_values, pooled_paired_values, resampled_trials, run_ab,
+                      score_real, selftest_suites)
     from ..console import err, out as console
     from ..errors import VitbenchError
     from ..gate import GateConfig, compare_sides, side_from_results, load_results, write_report
@@ -262,29 +273,36 @@ def gate_selftest(
             if not paths_a or not paths_b:
                 raise _tool_error(f"{from_dir}: no stage1-*-A/B/results.json runs found")
             runs_a, runs_b = load_results(paths_a), load_results(paths_b)
+            saved = from_dir / "paired.json"
+            paired = json.loads(saved.read_text(encoding="utf-8")) if saved.is_file() else {}
             report = compare_sides(side_from_results(runs_a, "A"), side_from_results(runs_b, "B"),
-                                   config, mode="ab")
+                                   config, mode="ab", paired=paired)
         else:
             suite_a, suite_b = selftest_suites(rows, repeat=repeat)
             report, measured = run_ab(suite_a, suite_b, runs, out_dir, config=config,
-                                      confirm_failures=False,
+                                      confirm_failures=False, design=design,
                                       progress=lambda m: err.print(m, highlight=False))
-            runs_a, runs_b = measured["A"], measured["B"]
+            runs_a, runs_b, paired = measured["A"], measured["B"], measured["paired"]
     except ValueError as exc:
         raise _tool_error(str(exc))
     except VitbenchError as exc:
         raise _tool_error(str(exc))
     real = score_real(report)
-    q = config.latency_quantile("cpu")
-    pool = pooled_base_values(runs_a, runs_b, q)
-    n_sim = min(n, len(pool) // 2)
-    resampled = (resampled_trials(pool, n=n_sim, trials=trials, family=family, config=config)
-                 if n_sim >= 2 else None)
+    if paired:
+        pool = pooled_paired_values(paired)
+        n_sim = min(n, len(pool))
+    else:
+        pool = pooled_base_values(runs_a, runs_b, config.latency_quantile("cpu"))
+        n_sim = min(n, len(pool) // 2)
+    resampled = (resampled_trials(pool, n=n_sim, trials=trials, family=family, config=config,
+                                  paired=bool(paired)) if n_sim >= 2 else None)
     result = {"schema": "vitbench.gate-selftest/1", "runs_per_side": len(runs_a),
               "real": real, "resampled": resampled,
-              "resampling_note": ("resampled trials reuse the real measured run-level values of "
-                                  "the unchanged fixture (not independent runs; optimistic: no "
-                                  "cross-job drift)")}
+              "resampling_note": ("resampled trials reuse real measured values of rows whose "
+                                  "latency did not change (lockstep: per-round ratios of aa, "
+                                  "linear, mem8 and the calibration probe; runs: run-level "
+                                  "latencies of the unchanged fixture); not independent runs, "
+                                  "so optimistic: no cross-job drift")}
     out_dir.mkdir(parents=True, exist_ok=True)
     write_report(report, out_dir)
     (out_dir / "selftest.json").write_text(json.dumps(result, indent=1) + "\n", encoding="utf-8")
@@ -301,9 +319,11 @@ def gate_selftest(
             ("false alarm: " + ",".join(entry["false_alarm"]) if entry["false_alarm"] else "no false alarm")
         console.print(f"  {row}: {status}; {verdicts}{extra}", highlight=False)
     if resampled:
-        console.print(f"[bold]Resampled trials[/bold] (measured runs resampled: {resampled['pool']} "
-                      f"run values, {n_sim} vs {n_sim} per trial, α={alpha:g}/{family}, "
-                      f"between-run robust SD {resampled['between_run_robust_sd']:.1%})")
+        what = (f"{n_sim} lockstep rounds per trial drawn from {resampled['pool']} measured "
+                f"round ratios, round-to-round robust SD" if paired else
+                f"{resampled['pool']} run values, {n_sim} vs {n_sim} per trial, between-run robust SD")
+        console.print(f"[bold]Resampled trials[/bold] ({what} "
+                      f"{resampled['between_run_robust_sd']:.1%}; α={alpha:g}/{family})")
         for key, s in resampled["shifts"].items():
             console.print(
                 f"  shift {key}: FAIL {s['fail_rate']:.1%}  WARN {s['warn_rate']:.1%}  "

@@ -1,0 +1,167 @@
+"""The lockstep A/B design: paired statistics, paired decisions, and real lockstep workers."""
+
+from __future__ import annotations
+
+import itertools
+import math
+
+import numpy as np
+import pytest
+
+from vitbench import gate
+from vitbench.gate import (FAIL, IMPROVED, INCONCLUSIVE, PASS, GateConfig, compare_sides,
+                           side_from_results)
+from vitbench.spec import Job
+
+from test_gate import row, run
+
+RNG = np.random.default_rng(11)
+
+
+# --- paired statistics ------------------------------------------------------------------
+
+@pytest.mark.parametrize("n", [1, 2, 5, 8])
+def test_signed_rank_null_cdf_matches_enumeration(n):
+    counts = np.zeros(n * (n + 1) // 2 + 1)
+    for signs in itertools.product((0, 1), repeat=n):
+        counts[sum(rank for rank, s in zip(range(1, n + 1), signs) if s)] += 1
+    np.testing.assert_allclose(gate.signed_rank_null_cdf(n), np.cumsum(counts) / 2 ** n)
+
+
+def test_walsh_hodges_lehmann_and_tukey_ci():
+    d = [0.3, -0.1, 0.2, 0.05]
+    walsh = sorted((d[i] + d[j]) / 2 for i in range(4) for j in range(i, 4))
+    np.testing.assert_allclose(gate.walsh_averages(d), walsh)
+    assert gate.hodges_lehmann_paired(d) == pytest.approx(float(np.median(walsh)))
+    # n = 12: P(W+ <= 13) = 0.0212 <= 0.025 < P(W+ <= 14), so the 95 % interval is the
+    # 14th smallest and 14th largest of the 78 Walsh averages (the textbook table value).
+    d12 = RNG.normal(0, 1, 12)
+    w = gate.walsh_averages(d12)
+    assert gate.walsh_ci(d12, 0.95) == (pytest.approx(w[13]), pytest.approx(w[78 - 14]))
+    assert gate.walsh_ci([1.0, 2.0], 0.95) == (-math.inf, math.inf)  # too few for any interval
+
+
+def test_signed_rank_pvalue_and_rounds_needed():
+    assert gate.signed_rank_pvalue(np.linspace(0.01, 0.12, 12), "greater") == pytest.approx(2 ** -12)
+    assert gate.signed_rank_pvalue(np.linspace(0.01, 0.12, 12), "less") == pytest.approx(1.0)
+    assert gate.signed_rank_pvalue([0.0, 0.0, 0.0], "greater") == 1.0
+    # the gate can only ever fail when 2^n > M/α: 10 tests at α = 0.01 need 10 rounds
+    assert gate.rounds_needed(10, 0.01) == 10 and gate.rounds_needed(40, 0.01) == 12
+
+
+# --- paired decisions -------------------------------------------------------------------
+
+def paired_report(d, *, calib_d=None, config=None, device="cpu"):
+    """Sides with one round per ratio (latency values are the per-round medians)."""
+    n = len(d)
+    runs_a = [run(row(latency=10.0, device=device),
+                  row("gate-calibration", latency=1.0, model=gate.CALIBRATION_MODEL))
+              for _ in range(n)]
+    runs_b = [run(row(latency=10.0 * math.exp(x), device=device),
+                  row("gate-calibration", latency=1.0, model=gate.CALIBRATION_MODEL))
+              for x in d]
+    paired = {"m": list(d)}
+    if calib_d is not None:
+        paired["gate-calibration"] = list(calib_d)
+    return compare_sides(side_from_results(runs_a, "A"), side_from_results(runs_b, "B"),
+                         config or GateConfig(metrics=("latency",)), mode="ab", paired=paired)
+
+
+def latency(report):
+    return next(v for v in report.verdicts if v.metric == "latency_ms" and v.model == "m")
+
+
+def test_paired_regression_fails_with_ratio_and_ci():
+    d = np.log(1.10) + RNG.normal(0, 0.03, 12)
+    v = latency(paired_report(d))
+    assert v.verdict == FAIL and v.design == "lockstep"
+    assert v.ratio == pytest.approx(math.exp(gate.hodges_lehmann_paired(d)))
+    assert v.ci_low < v.ratio < v.ci_high and v.p < 1e-3
+
+
+def test_paired_aa_passes_and_improvement_is_improved():
+    aa = latency(paired_report(RNG.normal(0, 0.03, 12)))
+    assert aa.verdict == PASS and aa.ci_high < 1.05
+    better = latency(paired_report(np.log(0.85) + RNG.normal(0, 0.02, 12)))
+    assert better.verdict == IMPROVED
+
+
+def test_paired_too_few_rounds_and_too_noisy_are_inconclusive():
+    few = latency(paired_report(np.log(1.2) + RNG.normal(0, 0.01, 5)))
+    assert few.verdict == INCONCLUSIVE and "too few rounds" in few.reason
+    noisy = latency(paired_report(RNG.normal(0.03, 0.25, 12)))
+    assert noisy.verdict == INCONCLUSIVE and "too noisy" in noisy.reason
+
+
+def test_calibration_control_that_moved_makes_latency_inconclusive():
+    d = np.log(1.10) + RNG.normal(0, 0.02, 12)
+    report = paired_report(d, calib_d=np.log(1.08) + RNG.normal(0, 0.01, 12))
+    assert latency(report).verdict == INCONCLUSIVE and "A/A control" in latency(report).reason
+    calm = paired_report(d, calib_d=RNG.normal(0, 0.01, 12))
+    assert latency(calm).verdict == FAIL
+    control = next(v for v in calm.verdicts if v.kind == "calibration")
+    assert control.verdict == PASS and control.design == "lockstep"
+
+
+def test_paired_resampled_trials():
+    from vitbench.ab import resampled_trials
+
+    pool = list(RNG.normal(0, 0.03, 48))
+    out = resampled_trials(pool, n=12, trials=200, shifts=(0.0, 0.20), paired=True)
+    assert out["design"] == "lockstep"
+    assert out["shifts"]["+0%"]["fail_rate"] == 0.0
+    assert out["shifts"]["+20%"]["fail_rate"] == 1.0
+
+
+# --- real lockstep workers --------------------------------------------------------------
+
+FIXTURES = "python:tests.fixtures_models"
+
+
+def _job(model: str, **changes) -> Job:
+    fields = dict(name="pair", model=model, kwargs={}, image_size=(32, 32), batch_size=1,
+                  device="cpu", dtype="float32", threads=1, warmup=1, warmup_s=0.0, repeat=5,
+                  min_time_s=0.0, max_time_s=10.0, timeout_s=120,
+                  flops_convention="matmul-only", tolerance_pct=5.0)
+    fields.update(changes)
+    return Job(**fields)
+
+
+@pytest.mark.slow
+def test_measure_pair_times_both_sides_in_alternating_blocks():
+    from vitbench.lockstep import MIN_BLOCK_PAIRS, measure_pair
+
+    a = _job("vitbench:gate_fixture", kwargs={"blocks": 4, "width": 8})
+    b = _job("vitbench:gate_fixture", kwargs={"blocks": 4, "width": 8, "extra_work": 1.0})
+    outcome = measure_pair({"A": a, "B": b}, first="B")
+    rows = outcome.rows
+    assert rows["A"].status == rows["B"].status == "ok"
+    assert len(outcome.log_ratios) >= MIN_BLOCK_PAIRS
+    assert len(rows["A"].latency_samples_ms) == len(rows["B"].latency_samples_ms) \
+        == len(outcome.log_ratios) * outcome.block_calls
+    assert rows["A"].params == rows["B"].params and rows["A"].peak_memory_mb > 0
+    assert rows["B"].environment["lockstep"]["first"] == "B"
+    # B re-runs all four blocks once more: about twice the work, measured in one run
+    assert outcome.round_log_ratio > math.log(1.3)
+
+
+@pytest.mark.slow
+def test_measure_pair_keeps_the_other_side_when_one_fails():
+    from vitbench.lockstep import measure_pair
+
+    good = _job(f"{FIXTURES}:tiny")
+    bad = _job(f"{FIXTURES}:not_a_module")
+    outcome = measure_pair({"A": good, "B": bad})
+    assert outcome.rows["B"].status == "failed" and "not a torch.nn.Module" in outcome.rows["B"].error
+    assert outcome.rows["A"].status == "ok" and outcome.rows["A"].latency_samples_ms
+    assert outcome.round_log_ratio is None  # nothing to pair with
+
+
+@pytest.mark.slow
+def test_measure_pair_kills_a_hanging_worker():
+    from vitbench.lockstep import measure_pair
+
+    outcome = measure_pair({"A": _job(f"{FIXTURES}:tiny"),
+                            "B": _job(f"{FIXTURES}:hangs", timeout_s=8)})
+    assert outcome.rows["B"].status == "timeout" and "timed out after 8 s" in outcome.rows["B"].error
+    assert outcome.rows["A"].status == "ok"
