@@ -103,6 +103,9 @@ def test_real_subprocess_run(repo_root, tmp_path):
     assert data["schema"] == "vitbench.result/1" and data["complete"]
     row = data["results"][0]
     assert row["status"] == "ok" and row["threads"] == 1 and row["peak_memory_mb"] is not None
+    # timed by the default 3 fresh processes, samples pooled, each process's median kept
+    assert row["latency_ms"]["processes"] == 3 and len(row["latency_ms"]["process_medians_ms"]) == 3
+    assert len(row["latency_samples_ms"]) >= 9 and row["latency_ms"]["process_spread"] >= 1.0
 
 
 def test_out_that_is_a_file_is_a_one_line_error(repo_root, tmp_path):

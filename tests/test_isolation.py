@@ -61,7 +61,7 @@ def test_exit_reasons_are_readable(code, expected):
 
 SUITE = f"""
 name: isolation
-defaults: {{threads: 1, image_size: 32, warmup: 1, repeat: 3, min_time_s: 0, timeout_s: 120}}
+defaults: {{threads: 1, image_size: 32, warmup: 1, repeat: 3, min_time_s: 0, timeout_s: 120, processes: 1}}
 models:
   - {{name: hangs, model: "{FIXTURES}:hangs", timeout_s: 10}}
   - {{name: raises, model: "{FIXTURES}:raises"}}

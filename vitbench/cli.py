@@ -89,6 +89,7 @@ def run(
     repeat: Optional[int] = typer.Option(None, "--repeat", min=1, help="timed iterations, at least"),
     min_time: Optional[float] = typer.Option(None, "--min-time", min=0, help="timed seconds, at least"),
     timeout: Optional[float] = typer.Option(None, "--timeout", min=1, help="seconds before a model's worker is killed"),
+    processes: Optional[int] = typer.Option(None, "--processes", min=1, help="fresh worker processes that time each row, samples pooled [default: 3]"),
     max_time: Optional[float] = typer.Option(None, "--max-time", help="stop timing a row after this many seconds"),
     target_ci: Optional[float] = typer.Option(None, "--target-ci", help="time on until the median's 95% CI is within ±this % (or --max-time)"),
     mode: Optional[str] = typer.Option(None, "--mode", help="latency (sync every call) | throughput (blocks of calls)"),
@@ -126,6 +127,7 @@ def run(
     overrides = {k: v for k, v in dict(
         device=device, dtype=dtype, batch_size=batch_size, image_size=_parse_image_size(image_size),
         threads=threads, warmup=warmup, repeat=repeat, min_time_s=min_time, timeout_s=timeout,
+        processes=processes,
         flops_convention=flops_convention, max_time_s=max_time, target_ci_pct=target_ci,
         mode=mode, channels_last=channels_last, autocast=autocast,
         compile=_parse_compile(compile_mode)).items() if v is not None}

@@ -383,3 +383,57 @@ def _time_and_memory(job: Job, module, row: ModelResult, baseline_rss_kib,
                              "set during inference (VmHWM reset before the first call)")
     else:
         row.memory_method = "unavailable: the peak-RSS counter cannot be reset on this OS"
+
+
+#: Per-process medians of one row differing by more than this ratio flag the row unstable:
+#: its value depends on which process measured it.
+PROCESS_SPREAD_RATIO = 1.10
+
+
+def pool_processes(first: ModelResult, others: list[ModelResult]) -> ModelResult:
+    """One row from several fresh worker processes that timed the same job.
+
+    The latency summary is taken over the pooled samples (the median of a 3-process pool
+    sits in the majority regime when one process ran in another); ``process_medians_ms``
+    keeps each process's own median and ``process_spread`` their max/min. Above 1.10 the row
+    is flagged ``unstable`` with a warning. Counts, memory and the first call stay the first
+    process's; a later process that failed is a warning, not a failed row.
+    """
+    from .stats import DRIFT_RATIO, summarize, window_spread
+
+    row = first.model_copy(deep=True)
+    ok = [o for o in others if o.status == "ok" and o.latency_samples_ms]
+    for index, other in enumerate(others, start=2):
+        if other not in ok:
+            row.warnings.append(f"timing process {index} failed ({other.error}); "
+                                "its samples are left out")
+    if not ok:
+        return row
+    runs = [first.latency_samples_ms, *(o.latency_samples_ms for o in ok)]
+    pooled = [s for samples in runs for s in samples]
+    summary = summarize(pooled)
+    medians = [summarize(samples).median for samples in runs]
+    spread = max(medians) / min(medians) if min(medians) > 0 else None
+    window = [w for w in (window_spread(s) for s in runs) if w is not None]
+    row.latency_ms = summary.to_dict()
+    row.latency_ms.update(
+        window_spread=round(max(window), 4) if window else None,
+        processes=len(runs), process_medians_ms=[round(m, 6) for m in medians],
+        process_spread=None if spread is None else round(spread, 4))
+    if spread is not None and spread > PROCESS_SPREAD_RATIO:
+        row.latency_ms["unstable"] = True
+        row.warnings.append(
+            f"between processes: the {len(runs)} worker processes' medians differ by "
+            f"{spread:.2f}x ({', '.join(f'{m:.3g}' for m in medians)} ms); the machine's speed "
+            "differs from process to process, so another run may differ as much")
+    row.warnings = [w for w in row.warnings if not w.startswith("drift:")]
+    if window and max(window) > DRIFT_RATIO:
+        row.warnings.append(
+            f"drift: the medians of the four quarters of a timed loop differ by up to "
+            f"{max(window):.2f}x; the machine's speed changed while this row was timed")
+    row.latency_samples_ms = pooled
+    batch = row.batch_size or 1
+    row.throughput_img_s = batch / (summary.median / 1000)
+    row.environment["processes"] = [
+        {"median_ms": round(m, 6), "samples": len(s)} for m, s in zip(medians, runs)]
+    return row

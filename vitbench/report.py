@@ -48,6 +48,8 @@ CSV_COLUMNS: tuple[str, ...] = (
     "gpu_temp_c",
     "minor_faults_per_call", "latency_window_spread",
     *(f"paper_{key}" for key in REFERENCE_KEYS if key not in _PAPER_KEYS_V1),
+    # appended with multi-process timing (v4):
+    "latency_processes", "latency_process_spread",
 )
 
 #: What :func:`write_reports` writes unless asked for more (cheap enough to redo every row).
@@ -124,6 +126,8 @@ def flat_row(row: ModelResult, column: str = "", run_created_utc: str = "") -> d
         "energy_j_per_img": _round(getattr(row, "energy_j_per_img", None), 5),
         "minor_faults_per_call": _round(getattr(row, "minor_faults_per_call", None), 1),
         "latency_window_spread": _round(latency.get("window_spread"), 3),
+        "latency_processes": latency.get("processes", 1 if latency else None),
+        "latency_process_spread": _round(latency.get("process_spread"), 3),
     }
     return {column_name: flat.get(column_name) for column_name in CSV_COLUMNS}
 

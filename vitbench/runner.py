@@ -165,6 +165,20 @@ def run_worker(job: Job, on_stage: Callable[[str], None] = lambda s: None) -> Mo
         return _failed_row(job, "failed", f"worker {reason}{detail}"[:800])
 
 
+def _more_processes(job: Job, first: ModelResult, on_stage: Callable[[str], None]) -> ModelResult:
+    """Time an ok row in ``job.processes − 1`` more fresh workers and pool their samples."""
+    from .measure import pool_processes
+
+    if job.processes <= 1 or first.status != "ok" or not first.latency_samples_ms:
+        return first
+    timing_only = job.model_copy(update={"count": False, "processes": 1})
+    others = []
+    for index in range(2, job.processes + 1):
+        on_stage(f"time (process {index}/{job.processes})")
+        others.append(run_worker(timing_only))
+    return pool_processes(first, others)
+
+
 def _is_warning_noise(line: str) -> bool:
     """Library warnings on stderr say nothing about why a worker died."""
     text = line.strip()
@@ -245,6 +259,7 @@ def run_suite(suite: Suite, *, out_dir: str | Path, overrides: Optional[dict[str
                 measured = measure_job(item.job, stage_cb)
             else:
                 measured = run_worker(item.job, stage_cb)
+                measured = _more_processes(item.job, measured, stage_cb)
             run.results[index] = _merge(item.row, measured)
             save()
             notify("done", index, run.results[index], run.results[index].status)

@@ -217,5 +217,6 @@ def resolve_jobs(suite: Suite, entry: ModelEntry, overrides: Optional[dict[str, 
         max_batch=batch == "max", target_ci_pct=settings["target_ci_pct"], mode=settings["mode"],
         channels_last=bool(settings["channels_last"]), compile=settings["compile"] or None,
         autocast=bool(settings["autocast"]), cudnn_benchmark=settings["cudnn_benchmark"],
+        processes=1 if static_only else settings["processes"],
     )
     return [Job(batch_size=b, **common) for b in batches]
