@@ -26,6 +26,7 @@ on a shared machine contention, not the harness, usually decides the spread.
 
 from __future__ import annotations
 
+import math
 import statistics
 import time
 from dataclasses import dataclass, field
@@ -49,12 +50,28 @@ class Check:
     def median(self, method: str) -> Optional[float]:
         return self.methods.get(method, {}).get("ms")
 
-    def ratio(self, reference: str) -> Optional[float]:
-        """Median over rounds of vitbench / reference, each pair timed in the same round."""
+    def _log_ratios(self, reference: str) -> list[float]:
         ours = self.methods.get("vitbench", {}).get("rounds_ms") or []
         theirs = self.methods.get(reference, {}).get("rounds_ms") or []
-        pairs = [a / b for a, b in zip(ours, theirs) if a and b]
-        return statistics.median(pairs) if pairs else None
+        return [math.log(a / b) for a, b in zip(ours, theirs) if a and b]
+
+    def ratio(self, reference: str) -> Optional[float]:
+        """vitbench / reference from the per-round ratios (each pair timed in the same
+        round): exp of the Hodges–Lehmann estimate of their logs."""
+        from .gate import hodges_lehmann_paired
+
+        logs = self._log_ratios(reference)
+        return math.exp(hodges_lehmann_paired(logs)) if logs else None
+
+    def ratio_ci(self, reference: str, level: float = 0.95) -> Optional[list[float]]:
+        """Distribution-free CI of that ratio (Tukey: Walsh averages of the round logs)."""
+        from .gate import walsh_ci
+
+        logs = self._log_ratios(reference)
+        if len(logs) < 2:
+            return None
+        low, high = walsh_ci(logs, level)
+        return [math.exp(low), math.exp(high)] if math.isfinite(low) else None
 
     @property
     def invocation_medians(self) -> list[float]:
@@ -72,6 +89,9 @@ class Check:
             "ratio_vs_bare_loop": self.ratio("bare loop"),
             "ratio_vs_timm_method": self.ratio("timm method"),
             "ratio_vs_torch_timer": self.ratio("torch Timer"),
+            "ratio_ci95_vs_bare_loop": self.ratio_ci("bare loop"),
+            "ratio_ci95_vs_timm_method": self.ratio_ci("timm method"),
+            "ratio_ci95_vs_torch_timer": self.ratio_ci("torch Timer"),
             "invocations": self.invocations,
             "invocation_medians_ms": self.invocation_medians,
             "spread_max_over_min": self.spread,
@@ -208,7 +228,7 @@ def invocations(check: Check, count: int, *, warmup: int = 10, min_time_s: float
 
 
 def run_selfcheck(models=DEFAULT_MODELS, *, threads: int = 1, image_size: int = 224,
-                  invocation_count: int = 3, min_time_s: float = 1.5, rounds: int = 5,
+                  invocation_count: int = 3, min_time_s: float = 3.0, rounds: int = 20,
                   on_progress: Callable[[str], None] = lambda message: None) -> dict[str, Any]:
     """Agreement for every model, then the fresh-process spread; a JSON-ready report."""
     from .env import environment

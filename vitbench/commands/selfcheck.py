@@ -11,6 +11,12 @@ import typer
 from ..cli import app
 
 
+def _ratio(check: dict, key: str) -> str:
+    ci = check.get(f"ratio_ci95_vs_{key}")
+    text = _fmt(check[f"ratio_vs_{key}"], 3)
+    return f"{text} [{ci[0]:.3f}, {ci[1]:.3f}]" if ci else text
+
+
 def _fmt(value: Optional[float], digits: int = 2) -> str:
     return "–" if value is None else f"{value:.{digits}f}"
 
@@ -22,7 +28,7 @@ def selfcheck(
     image_size: int = typer.Option(224, "--image-size", min=8, help="input side in pixels"),
     invocation_count: int = typer.Option(3, "--invocations", "-k", min=0, help="fresh worker processes per model for the spread (0: skip)"),
     min_time: float = typer.Option(3.0, "--min-time", min=0.1, help="seconds each method times each model, at least (split over the rounds)"),
-    rounds: int = typer.Option(5, "--rounds", min=1, help="interleaved rounds: every method once per round, so drift hits all alike"),
+    rounds: int = typer.Option(20, "--rounds", min=1, help="interleaved rounds: every method once per round, so drift hits all alike"),
     out: Path = typer.Option(Path("selfcheck.json"), "--out", "-o", help="where to write the JSON report"),
 ) -> None:
     """Check the harness: vitbench's median vs a bare perf_counter loop, timm's method and
@@ -62,14 +68,14 @@ def selfcheck(
             check["model"].split(":", 1)[1],
             *(_fmt(methods.get(name, {}).get("ms")) for name in
               ("vitbench", "bare loop", "timm method", "torch Timer")),
-            _fmt(check["ratio_vs_bare_loop"], 3), _fmt(check["ratio_vs_timm_method"], 3),
-            _fmt(check["ratio_vs_torch_timer"], 3),
+            *(_ratio(check, key) for key in ("bare_loop", "timm_method", "torch_timer")),
             ", ".join(_fmt(v) for v in check["invocation_medians_ms"]) or "–",
             _fmt(check["spread_max_over_min"], 3),
             f"{min(foreign):.0f}–{max(foreign):.0f}" if foreign else "–",
         )
     stdout.print(table)
-    stdout.print("[dim]÷ = vitbench / reference, median over interleaved rounds (1.00: no harness overhead). Spread = "
+    stdout.print("[dim]÷ = vitbench / reference from the per-round ratios of interleaved rounds (Hodges–Lehmann, "
+                 "[95 % CI]; 1.00: no harness overhead). Spread = "
                  "max/min of the medians of fresh `vitbench run`-style worker processes. Foreign "
                  "CPU = other processes' share of the machine while timing (range over all "
                  "timings of the row); above 5 % the machine, not the harness, sets the spread."
