@@ -294,3 +294,26 @@ def test_gate_fixture_injections():
     assert out.shape == (1, 10) and held._held.numel() == 2**20
     calib = builders["gate_calibration"]()
     assert calib(torch.randn(1, 3, 32, 32)).shape == ()
+
+
+def test_suite_level_drift_with_the_calibration_is_inconclusive():
+    """Every model ×1.12 and the probe ×1.10 (too noisy to be significant on its own): the
+    machine changed, so no latency FAIL; the same shifts with a steady probe do FAIL."""
+    spread = [0.7, 1.4, 0.8, 1.3, 0.9, 1.2, 1.0, 1.1, 0.75, 1.35, 0.85, 1.25]
+
+    def runs(factor, calib_factor, order):
+        return [run(*(row(f"m{k}", latency=BASE12[i] * (1 + k / 10) * factor) for k in range(4)),
+                    row("calibration", latency=2.0 * calib_factor * spread[order[i]],
+                        model=gate.CALIBRATION_MODEL))
+                for i in range(12)]
+
+    forward, backward = list(range(12)), list(range(11, -1, -1))
+    base = side_from_results(runs(1.0, 1.0, forward), "A")
+    drifted = compare_sides(base, side_from_results(runs(1.12, 1.10, backward), "B"), mode="ab")
+    assert verdict(drifted, model="calibration").verdict == PASS  # not significant alone
+    lat = [v for v in drifted.verdicts if v.metric == "latency_ms" and v.kind == "noisy"]
+    assert len(lat) == 4 and all(v.verdict == INCONCLUSIVE for v in lat)
+    assert "suite-level drift" in lat[0].reason
+    steady = compare_sides(base, side_from_results(runs(1.12, 1.0, backward), "B"), mode="ab")
+    assert all(v.verdict == FAIL for v in steady.verdicts
+               if v.metric == "latency_ms" and v.kind == "noisy")

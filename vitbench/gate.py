@@ -664,6 +664,8 @@ def compare_sides(base: Side, cand: Side, config: Optional[GateConfig] = None, *
     else:
         drift = _calibration(base, cand, config, report, env_diffs)
     _decide_noisy(noisy, config, report, drift, stored=base.kind == "baseline")
+    if not drift:
+        _suite_drift(noisy, report, config)
     report.verdicts.extend(noisy)
     order = {n: i for i, n in enumerate(names)}
     report.verdicts.sort(key=lambda v: (v.kind == "calibration", order.get(v.model, 0)))
@@ -1018,6 +1020,38 @@ def _decide_paired(v: Verdict, config: GateConfig, family: int,
             v.reason += f"significant but {v.ratio - 1:+.1%} is below δ {delta:.0%}"
         else:
             v.reason += f"no significant change ({v.ratio - 1:+.1%})"
+
+
+#: Suite-level sanity: this share of the latency tests moving one way ...
+SUITE_DRIFT_SHARE = 0.7
+
+
+def _suite_drift(tests: list[Verdict], report: GateReport, config: GateConfig) -> None:
+    """The research note's §4.3.8: when ≥ 70 % of the models' latencies moved the same way,
+    by about as much as the calibration probe moved in that direction too (not necessarily
+    significantly), the machine changed, not the models: their FAIL/IMPROVED latency verdicts
+    become INCONCLUSIVE. Needs ≥ 3 latency tests and a run-level calibration row (in the
+    lockstep design the probe's A/A control answers this question directly).
+    """
+    latency = [v for v in tests if v.metric == "latency_ms" and v.ratio and v.delta]
+    calib = next((v for v in report.verdicts if v.kind == "calibration"), None)
+    if len(latency) < 3 or calib is None or not calib.ratio or calib.design == "lockstep":
+        return
+    logs = np.log([v.ratio for v in latency])
+    direction = 1.0 if np.sum(logs > 0) >= np.sum(logs < 0) else -1.0
+    share = float(np.mean(np.sign(logs) == direction))
+    half_delta = math.log1p(min(v.delta for v in latency)) / 2
+    calib_log = math.log(calib.ratio)
+    typical = float(np.median(logs[np.sign(logs) == direction]))
+    if (share >= SUITE_DRIFT_SHARE and direction * calib_log >= half_delta
+            and abs(typical - calib_log) <= 2 * half_delta):
+        reason = (f"suite-level drift: {share:.0%} of the models moved {math.exp(typical) - 1:+.1%} "
+                  f"(median) and the calibration probe {calib.ratio - 1:+.1%}: the machine "
+                  "changed, not the models")
+        for v in latency:
+            if v.verdict in (FAIL, IMPROVED, WARN):
+                v.verdict, v.reason = INCONCLUSIVE, reason
+        report.notes.append(reason)
 
 
 def confirm(report: GateReport, pooled: GateReport) -> None:
