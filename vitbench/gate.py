@@ -959,15 +959,8 @@ def _decide_noisy(tests: list[Verdict], config: GateConfig, report: GateReport,
         elif (hi - lo) / 2 > log_delta and log_ratio >= log_delta / 2:
             v.verdict = INCONCLUSIVE
             v.reason += f"CI half-width {(hi - lo) / 2:.1%} exceeds δ {delta:.0%} with a shift"
-        elif q < config.warn_q and log_ratio >= log_delta / 2:
-            v.verdict = WARN
-            v.reason += f"{v.ratio - 1:+.1%}: BH q={q:.2g}, below the FAIL threshold"
         else:
-            v.verdict = PASS
-            if g <= alpha:
-                v.reason += f"significant but {v.ratio - 1:+.1%} is below δ {delta:.0%}"
-            else:
-                v.reason += f"no significant change ({v.ratio - 1:+.1%})"
+            _warn_or_pass(v, config, g, q, log_ratio)
 
 
 def _decide_paired(v: Verdict, config: GateConfig, family: int,
@@ -1011,15 +1004,22 @@ def _decide_paired(v: Verdict, config: GateConfig, family: int,
         v.verdict = INCONCLUSIVE
         v.reason += (f"too noisy: CI half-width {half:.1%} > δ {delta:.0%} "
                      f"(round-to-round SD {v.noise_sd:.1%})")
-    elif q < config.warn_q and log_ratio >= log_delta / 2:
+    else:
+        _warn_or_pass(v, config, g, q, log_ratio)
+
+
+def _warn_or_pass(v: Verdict, config: GateConfig, p_holm: float, q: float,
+                  log_ratio: float) -> None:
+    """The last two rows of the verdict table (no FAIL, IMPROVED or INCONCLUSIVE)."""
+    if q < config.warn_q and log_ratio >= math.log1p(v.delta) / 2:
         v.verdict = WARN
         v.reason += f"{v.ratio - 1:+.1%}: BH q={q:.2g}, below the FAIL threshold"
+    elif p_holm <= config.alpha:
+        v.verdict = PASS
+        v.reason += f"significant but {v.ratio - 1:+.1%} is below δ {v.delta:.0%}"
     else:
         v.verdict = PASS
-        if g <= alpha:
-            v.reason += f"significant but {v.ratio - 1:+.1%} is below δ {delta:.0%}"
-        else:
-            v.reason += f"no significant change ({v.ratio - 1:+.1%})"
+        v.reason += f"no significant change ({v.ratio - 1:+.1%})"
 
 
 #: Suite-level sanity: this share of the latency tests moving one way ...
