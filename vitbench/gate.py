@@ -654,7 +654,8 @@ def compare_sides(base: Side, cand: Side, config: Optional[GateConfig] = None, *
             if v is not None:
                 (noisy if v.verdict is None else report.verdicts).append(v)
         if "memory" in config.metrics:
-            v = _memory(name, a, b, config, timing_diffs + env_diffs)
+            v = _memory(name, a, b, config, timing_diffs + env_diffs,
+                        lockstep=paired.get(name) is not None)
             if v is not None:
                 (noisy if v.verdict is None else report.verdicts).append(v)
 
@@ -768,15 +769,21 @@ def _latency(name: str, a: ModelRuns, b: ModelRuns, config: GateConfig,
 def _paired_latency(name: str, a: ModelRuns, b: ModelRuns, d: Sequence[float],
                     config: GateConfig) -> Verdict:
     """A pending latency verdict from lockstep rounds: one ln(B/A) per round."""
-    d = np.asarray(d, float)
     per_run = lambda m: m.latency.get(0.5) or next(iter(m.latency.values()), [])  # noqa: E731
-    va, vb = per_run(a), per_run(b)
-    v = Verdict(model=name, metric="latency_ms", kind="noisy", verdict=None, reason="",  # type: ignore[arg-type]
-                unit="ms", baseline=float(np.median(va)) if va else None,
-                candidate=float(np.median(vb)) if vb else None,
-                delta=config.delta_for("latency", a.device), n_a=len(d), n_b=len(d),
-                statistic="per round: median of ln(B/A) over adjacent lockstep blocks",
-                design="lockstep")
+    return _paired_verdict(name, "latency_ms", "ms", per_run(a), per_run(b), d,
+                           config.delta_for("latency", a.device),
+                           "per round: median of ln(B/A) over adjacent lockstep blocks")
+
+
+def _paired_verdict(name: str, metric: str, unit: str, va: Sequence[float],
+                    vb: Sequence[float], d: Sequence[float], delta: float,
+                    statistic: str) -> Verdict:
+    """A pending paired verdict: ``d`` holds one ln(B/A) per lockstep round."""
+    d = np.asarray(d, float)
+    v = Verdict(model=name, metric=metric, kind="noisy", verdict=None, reason="",  # type: ignore[arg-type]
+                unit=unit, baseline=float(np.median(va)) if len(va) else None,
+                candidate=float(np.median(vb)) if len(vb) else None,
+                delta=delta, n_a=len(d), n_b=len(d), statistic=statistic, design="lockstep")
     v._d = d
     v.ratio = math.exp(hodges_lehmann_paired(d))
     v.noise_sd = robust_sd(d)
@@ -825,7 +832,7 @@ def _paired_control(d: Sequence[float], base: Side, cand: Side, config: GateConf
 
 
 def _memory(name: str, a: ModelRuns, b: ModelRuns, config: GateConfig,
-            diffs: list[str]) -> Optional[Verdict]:
+            diffs: list[str], lockstep: bool = False) -> Optional[Verdict]:
     if not a.memory and not b.memory:
         return None
     cuda = a.device == "cuda"
@@ -848,6 +855,13 @@ def _memory(name: str, a: ModelRuns, b: ModelRuns, config: GateConfig,
         return v
     median = float(np.median(a.memory)) + MEMORY_LOG_OFFSET_MB
     delta = max(config.delta_memory_cpu, config.memory_floor_mb / median)
+    if lockstep and len(a.memory) == len(b.memory) and all(
+            x == "ok" for x in [*a.status, *b.status]):
+        # the i-th value of each side comes from the same lockstep round
+        d = np.log(np.asarray(b.memory) + MEMORY_LOG_OFFSET_MB) - \
+            np.log(np.asarray(a.memory) + MEMORY_LOG_OFFSET_MB)
+        return _paired_verdict(name, "peak_memory_mb", "MiB", a.memory, b.memory, d, delta,
+                               "per round: ln(B/A) of the two workers' peak RSS")
     return _noisy_verdict(name, "peak_memory_mb", "MiB", a.memory, b.memory, delta,
                           "peak RSS per run", MEMORY_LOG_OFFSET_MB)
 
@@ -965,7 +979,7 @@ def _decide_noisy(tests: list[Verdict], config: GateConfig, report: GateReport,
 
 def _decide_paired(v: Verdict, config: GateConfig, family: int,
                    adjusted: Optional[tuple[float, float, float]], drift: Optional[str]) -> None:
-    """Verdict of a lockstep latency test: the rule of :func:`_decide_noisy` on paired rounds
+    """Verdict of a lockstep test (latency, or CPU peak RSS per round): the rule of :func:`_decide_noisy` on paired rounds
     (exact one-sided signed-rank test, one-sample Hodges–Lehmann ratio, Tukey–Walsh CI).
 
     INCONCLUSIVE when the rounds cannot resolve the minimum effect: too few rounds for any
@@ -992,11 +1006,12 @@ def _decide_paired(v: Verdict, config: GateConfig, family: int,
     else:
         v.p_holm = float(g)
     half = (hi - lo) / 2
-    if drift:
+    if drift and v.metric == "latency_ms":
         v.verdict, v.reason = INCONCLUSIVE, v.reason + drift
     elif g <= alpha and log_ratio >= log_delta:
         v.verdict = FAIL
-        v.reason += f"slower by {v.ratio - 1:+.1%} ≥ δ {delta:.0%}, Holm p={g:.2g} ≤ α"
+        v.reason += (f"{'slower' if v.metric == 'latency_ms' else 'larger'} by "
+                     f"{v.ratio - 1:+.1%} ≥ δ {delta:.0%}, Holm p={g:.2g} ≤ α")
     elif l <= alpha and log_ratio <= -log_delta:
         v.verdict = IMPROVED
         v.reason += f"{v.ratio - 1:+.1%} beyond δ {delta:.0%}, Holm p={l:.2g} ≤ α"
@@ -1128,10 +1143,9 @@ def to_markdown(report: GateReport, on_inconclusive: str = "fail") -> str:
                      f"{_fmt(v.candidate, v.unit)}{unit} | {_fmt_ratio(v)} | {p} | "
                      f"{_ICON[v.verdict]} | {reason} |")
     lockstep = any(v.design == "lockstep" and v.kind == "noisy" for v in report.verdicts)
-    noisy_rule = (f"latency: one ln(B/A) per lockstep round, one-sided exact Wilcoxon "
-                  f"signed-rank, Hodges–Lehmann ratio with Tukey {cfg.ci_level:.0%} CI; CPU peak "
-                  f"RSS: one value per round and side, one-sided exact Mann–Whitney U on logs, "
-                  f"Hodges–Lehmann ratio with Moses {cfg.ci_level:.0%} CI; " if lockstep else
+    noisy_rule = (f"latency and CPU peak RSS: one ln(B/A) per lockstep round (A and B workers "
+                  f"side by side), one-sided exact Wilcoxon signed-rank, Hodges–Lehmann ratio "
+                  f"with Tukey {cfg.ci_level:.0%} CI; " if lockstep else
                   f"latency and CPU peak RSS: one value per fresh-process run, one-sided exact "
                   f"Mann–Whitney U on logs, Hodges–Lehmann ratio with Moses {cfg.ci_level:.0%} "
                   f"CI, ")
