@@ -13,16 +13,13 @@ import pytest
 
 from vitbench.spec import Job
 
+from jobs import small_job
+
 FIXTURES = "python:tests.fixtures_models"
 
 
 def _job(model: str, **changes) -> Job:
-    fields = dict(name=model, model=f"{FIXTURES}:{model}", kwargs={}, image_size=(32, 32),
-                  batch_size=1, device="cpu", dtype="float32", threads=1, warmup=1,
-                  warmup_s=0.0, repeat=3, min_time_s=0.0, max_time_s=5.0, timeout_s=120,
-                  flops_convention="matmul-only", tolerance_pct=5.0)
-    fields.update(changes)
-    return Job(**fields)
+    return small_job(f"{FIXTURES}:{model}", **{"name": model, **changes})
 
 
 def test_forward_that_raises_is_a_failed_row_in_process():

@@ -13,6 +13,7 @@ from vitbench.gate import (FAIL, IMPROVED, INCONCLUSIVE, PASS, GateConfig, compa
                            side_from_results)
 from vitbench.spec import Job
 
+from jobs import small_job
 from test_gate import row, run
 
 RNG = np.random.default_rng(11)
@@ -119,12 +120,7 @@ FIXTURES = "python:tests.fixtures_models"
 
 
 def _job(model: str, **changes) -> Job:
-    fields = dict(name="pair", model=model, kwargs={}, image_size=(32, 32), batch_size=1,
-                  device="cpu", dtype="float32", threads=1, warmup=1, warmup_s=0.0, repeat=5,
-                  min_time_s=0.0, max_time_s=10.0, timeout_s=120,
-                  flops_convention="matmul-only", tolerance_pct=5.0)
-    fields.update(changes)
-    return Job(**fields)
+    return small_job(model, **{"name": "pair", "repeat": 5, "max_time_s": 10.0, **changes})
 
 
 @pytest.mark.slow

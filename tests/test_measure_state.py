@@ -5,16 +5,13 @@ import pytest
 
 from vitbench.measure import measure_job
 from vitbench.runner import MALLOC_ENV, worker_env
-from vitbench.spec import Job
+
+from jobs import small_job
 
 
 def _job(**overrides):
-    settings = dict(name="t", model="timm:test_vit", kwargs={}, image_size=(64, 64),
-                    batch_size=1, device="cpu", dtype="float32", threads=1, warmup=1,
-                    warmup_s=0.0, repeat=3, min_time_s=0.0, max_time_s=30.0, timeout_s=60.0,
-                    flops_convention="matmul-only", tolerance_pct=5.0)
-    settings.update(overrides)
-    return Job(**settings)
+    return small_job("timm:test_vit", **{"name": "t", "image_size": (64, 64),
+                                         "max_time_s": 30.0, "timeout_s": 60.0, **overrides})
 
 
 def test_timing_runs_before_the_flop_count():

@@ -88,7 +88,7 @@ def measure_lockstep(suite_a: Suite, suite_b: Suite, rounds: int, out_dir: Path,
     from .env import environment
     from .lockstep import measure_pair
     from .records import SCHEMA
-    from .runner import plan, suite_fingerprint, utc_now
+    from .runner import merge_planned, plan, suite_fingerprint, utc_now
 
     suites = {"A": suite_a, "B": suite_b}
     results: dict[str, list[RunResult]] = {"A": [], "B": []}
@@ -119,11 +119,8 @@ def measure_lockstep(suite_a: Suite, suite_b: Suite, rounds: int, out_dir: Path,
             outcome = measure_pair(jobs, first=first)
             for label in "AB":
                 row = outcome.rows[label]
-                kept = planned[label][name].row.model_dump(
-                    include={"note", "source", "reference", "printed_decimals"})
-                row = row.model_copy(update=kept)
                 _add_static(row, (static or {}).get(label))
-                runs[label].results.append(row)
+                runs[label].results.append(merge_planned(planned[label][name].row, row))
             if outcome.round_log_ratio is not None:
                 paired.setdefault(name, []).append(outcome.round_log_ratio)
         for label in "AB":  # rows of one side only: their static row, for the verdict table

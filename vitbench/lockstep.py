@@ -60,8 +60,8 @@ def _serve(job: Job, proto) -> int:
     import torch
 
     from . import counting, zoo
-    from .measure import (_proc_status_kib, _reset_peak_rss, _tensor_bytes, configure_threads,
-                          prepare_inputs, prepare_module)
+    from .measure import (_proc_status_kib, _reset_peak_rss, configure_threads, prepare_inputs,
+                          prepare_module, read_peak_memory)
     from .timing import CudaEventTimer, HostTimer
 
     def send(obj: dict) -> None:
@@ -128,16 +128,10 @@ def _serve(job: Job, proto) -> int:
                 break
     out: dict[str, Any] = {"event": "finish",
                            "minor_faults_per_call": faults / timed_calls if timed_calls else None}
-    if cuda:
-        out["peak_memory_mb"] = torch.cuda.max_memory_allocated() / 2**20
-        out["peak_memory_reserved_mb"] = torch.cuda.max_memory_reserved() / 2**20
-        out["memory_method"] = ("cuda max_memory_allocated (weights+inputs+activations), peak over "
-                                "the first call, warm-up and timed calls; reserved recorded too")
-    elif rss_ok and rss_before is not None:
-        extra_mb = max(0, _proc_status_kib("VmHWM") - rss_before) / 1024
-        out["peak_memory_mb"] = _tensor_bytes(module) / 2**20 + extra_mb
-        out["memory_method"] = ("cpu: parameters+buffers plus the rise of peak RSS over the "
-                                "resident set during inference (VmHWM reset before the first call)")
+    memory = read_peak_memory(module, cuda=cuda,
+                              rss_before_inference_kib=rss_before if rss_ok else None)
+    out.update({k: memory[k] for k in ("peak_memory_mb", "peak_memory_reserved_mb",
+                                       "memory_method")})
     send(out)
     return 0
 

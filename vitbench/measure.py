@@ -361,28 +361,47 @@ def _time_and_memory(job: Job, module, row: ModelResult, baseline_rss_kib,
     else:
         row.gpu_telemetry = {"nvml": "not sampled: device is cpu"}
 
+    memory = read_peak_memory(module, cuda=cuda,
+                              rss_before_inference_kib=rss_before_inference_kib if rss_ok else None)
+    row.peak_memory_mb = memory["peak_memory_mb"]
+    row.peak_memory_reserved_mb = memory["peak_memory_reserved_mb"]
+    row.memory_method = memory["memory_method"]
+    if memory["rss"]:
+        row.environment["memory"] = {
+            **memory["rss"], "rss_before_build_mb": round((baseline_rss_kib or 0) / 1024, 1)}
+
+
+def read_peak_memory(module, *, cuda: bool, rss_before_inference_kib: Optional[int]) -> dict:
+    """Peak memory since the counters were reset before the first call (module docstring).
+
+    Returns ``peak_memory_mb``, ``peak_memory_reserved_mb`` (CUDA), ``memory_method`` and, on
+    CPU, ``rss``: the parts of the figure. ``rss_before_inference_kib`` None on CPU means
+    the peak-RSS counter could not be reset.
+    """
+    out: dict = {"peak_memory_mb": None, "peak_memory_reserved_mb": None, "rss": None}
     if cuda:
-        row.peak_memory_mb = torch.cuda.max_memory_allocated() / 2**20
-        row.peak_memory_reserved_mb = torch.cuda.max_memory_reserved() / 2**20
-        row.memory_method = ("cuda max_memory_allocated (weights+inputs+activations), peak over "
-                             "the first call, warm-up and timed calls; reserved recorded too")
-    elif rss_ok and rss_before_inference_kib is not None:
+        import torch
+
+        out["peak_memory_mb"] = torch.cuda.max_memory_allocated() / 2**20
+        out["peak_memory_reserved_mb"] = torch.cuda.max_memory_reserved() / 2**20
+        out["memory_method"] = ("cuda max_memory_allocated (weights+inputs+activations), peak "
+                                "over the first call, warm-up and timed calls; reserved recorded too")
+    elif rss_before_inference_kib is not None:
         # Peak = the model's own tensors + what inference added on top of the resident set.
         # Not "HWM - RSS before build": heap left over from building/counting would count.
         peak_kib = _proc_status_kib("VmHWM")
         extra_mb = max(0, peak_kib - rss_before_inference_kib) / 1024
         weights_mb = _tensor_bytes(module) / 2**20
-        row.peak_memory_mb = weights_mb + extra_mb
-        row.environment["memory"] = {
-            "weights_and_buffers_mb": round(weights_mb, 3),
-            "inference_extra_rss_mb": round(extra_mb, 3),
-            "rss_before_build_mb": round((baseline_rss_kib or 0) / 1024, 1),
-            "rss_before_inference_mb": round(rss_before_inference_kib / 1024, 1),
-            "peak_rss_mb": round(peak_kib / 1024, 1)}
-        row.memory_method = ("cpu: parameters+buffers plus the rise of peak RSS over the resident "
-                             "set during inference (VmHWM reset before the first call)")
+        out["peak_memory_mb"] = weights_mb + extra_mb
+        out["rss"] = {"weights_and_buffers_mb": round(weights_mb, 3),
+                      "inference_extra_rss_mb": round(extra_mb, 3),
+                      "rss_before_inference_mb": round(rss_before_inference_kib / 1024, 1),
+                      "peak_rss_mb": round(peak_kib / 1024, 1)}
+        out["memory_method"] = ("cpu: parameters+buffers plus the rise of peak RSS over the "
+                                "resident set during inference (VmHWM reset before the first call)")
     else:
-        row.memory_method = "unavailable: the peak-RSS counter cannot be reset on this OS"
+        out["memory_method"] = "unavailable: the peak-RSS counter cannot be reset on this OS"
+    return out
 
 
 #: Per-process medians of one row differing by more than this ratio flag the row unstable:

@@ -106,7 +106,7 @@ def suite_fingerprint(suite: Suite) -> dict[str, Any]:
     }
 
 
-def _merge(planned_row: ModelResult, measured: ModelResult) -> ModelResult:
+def merge_planned(planned_row: ModelResult, measured: ModelResult) -> ModelResult:
     """Keep the suite's view of the row (reference, note, source) on the worker's result."""
     keep = planned_row.model_dump(include={"note", "source", "reference", "printed_decimals"})
     merged = measured.model_copy(update=keep)
@@ -260,7 +260,7 @@ def run_suite(suite: Suite, *, out_dir: str | Path, overrides: Optional[dict[str
             else:
                 measured = run_worker(item.job, stage_cb)
                 measured = _more_processes(item.job, measured, stage_cb)
-            run.results[index] = _merge(item.row, measured)
+            run.results[index] = merge_planned(item.row, measured)
             save()
             notify("done", index, run.results[index], run.results[index].status)
     except KeyboardInterrupt:
