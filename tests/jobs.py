@@ -1,8 +1,8 @@
-"""One resolved :class:`~vitbench.spec.Job` for tests that measure small models directly."""
+"""One resolved :class:`~vitbench.config.spec.Job` for tests that measure small models directly."""
 
 from __future__ import annotations
 
-from vitbench.spec import Job
+from vitbench.config.spec import Job
 
 
 def small_job(model: str, **changes) -> Job:

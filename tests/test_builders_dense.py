@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from vitbench.builders import load_builders
+from vitbench.build.builders import load_builders
 
 
 def _params_m(model: torch.nn.Module) -> float:

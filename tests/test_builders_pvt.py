@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from vitbench.builders import load_builders
+from vitbench.build.builders import load_builders
 
 PAPER_PARAMS_M = {"pvt_v1_tiny": 13.23, "pvt_v1_small": 24.49}
 

@@ -9,8 +9,8 @@ from typer.testing import CliRunner
 
 from vitbench.cli import app
 from vitbench.records import RunResult
-from vitbench.runner import run_suite
-from vitbench.suite import load_suite
+from vitbench.run.runner import run_suite
+from vitbench.config.suite import load_suite
 
 runner = CliRunner()
 

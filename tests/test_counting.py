@@ -7,7 +7,7 @@ import pytest
 import torch
 from torch import nn
 
-from vitbench import counting
+from vitbench.measure import counting
 
 
 # --- a model neither counter can count fully ---------------------------------------------
@@ -113,7 +113,7 @@ def test_vit_closed_form_fvcore_convention_adds_layernorm(depth, width, heads, p
 @pytest.mark.parametrize("name,size", [("timm:test_vit", 160), ("timm:pvt_v2_b0", 224),
                                        ("timm:test_vit_relpos", 160)])
 def test_fused_and_explicit_attention_give_the_same_total(name, size):
-    from vitbench import zoo
+    from vitbench.build import zoo
 
     model = zoo.build_model(name, {}, (size, size))
     x = zoo.example_inputs(model, 1, (size, size))
@@ -136,7 +136,7 @@ AGREE = [
 @pytest.mark.parametrize("convention", ["matmul-only", "fvcore"])
 @pytest.mark.parametrize("name,size", AGREE)
 def test_counters_agree_on_real_models(name, size, convention):
-    from vitbench import zoo
+    from vitbench.build import zoo
 
     model = zoo.build_model(name, {}, (size, size))
     count = counting.count_flops(model, zoo.example_inputs(model, 1, (size, size)), convention)
@@ -177,7 +177,7 @@ def test_matmul_only_does_not_flag_resampling_it_excludes():
     ("timm:resnet18", 224, 11.69, 1.814),
 ])
 def test_golden_counts(name, size, params_m, gflops):
-    from vitbench import zoo
+    from vitbench.build import zoo
 
     model = zoo.build_model(name, {}, (size, size))
     count = counting.count_flops(model, zoo.example_inputs(model, 1, (size, size)), "matmul-only")

@@ -257,7 +257,7 @@ def test_baseline_file_roundtrip_and_stored_mode_widens_delta():
 # --- resampled self-test --------------------------------------------------------------
 
 def test_resampled_trials_on_measured_like_values():
-    from vitbench.ab import resampled_trials
+    from vitbench.gate.ab import resampled_trials
 
     values = list(5.0 * np.exp(np.random.default_rng(0).normal(0, 0.015, 30)))
     out = resampled_trials(values, n=12, trials=40, shifts=(0.0, 0.2, -0.1), family=10)
@@ -270,7 +270,7 @@ def test_resampled_trials_on_measured_like_values():
 
 
 def test_interleaved_order():
-    from vitbench.ab import interleaved_order
+    from vitbench.gate.ab import interleaved_order
 
     assert "".join(interleaved_order(4)) == "ABBAABBA"
 
@@ -280,7 +280,7 @@ def test_interleaved_order():
 def test_gate_fixture_injections():
     import torch
 
-    from vitbench.builders import load_builders
+    from vitbench.build.builders import load_builders
 
     builders = load_builders()
     base = builders["gate_fixture"]()

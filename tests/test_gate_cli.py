@@ -127,7 +127,7 @@ def test_markdown_matches_golden():
 
 
 def test_ci_smoke_baseline_matches_suite():
-    from vitbench.suite import load_suite
+    from vitbench.config.suite import load_suite
 
     doc = json.loads((ROOT / "results" / "baselines" / "ci-smoke.json").read_text())
     suite = load_suite(ROOT / "suites" / "ci-smoke.yaml")

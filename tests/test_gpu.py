@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from vitbench.spec import Job
+from vitbench.config.spec import Job
 
 needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 
@@ -45,7 +45,7 @@ def test_environment_says_why_there_is_no_gpu():
 @needs_cuda
 @pytest.mark.parametrize("mode", ["latency", "throughput"])
 def test_cuda_row_is_complete(mode):
-    from vitbench.measure import measure_job
+    from vitbench.measure.job import measure_job
 
     row = measure_job(_job(mode=mode))
     assert row.status == "ok", row.error
@@ -63,7 +63,7 @@ def test_cuda_row_is_complete(mode):
 @pytest.mark.parametrize("dtype, autocast", [("float16", False), ("bfloat16", False),
                                              ("float16", True)])
 def test_cuda_dtypes_and_autocast(dtype, autocast):
-    from vitbench.measure import measure_job
+    from vitbench.measure.job import measure_job
 
     row = measure_job(_job(dtype=dtype, autocast=autocast, channels_last=True))
     assert row.status == "ok", row.error
@@ -73,7 +73,7 @@ def test_cuda_dtypes_and_autocast(dtype, autocast):
 @pytest.mark.gpu
 @needs_cuda
 def test_cuda_max_batch_search_reports_the_batch_found():
-    from vitbench import measure
+    from vitbench.measure import job as measure
 
     old = measure.MAX_BATCH_LIMIT
     measure.MAX_BATCH_LIMIT = 64  # the tiny model fits any batch; cap the search
@@ -89,7 +89,7 @@ def test_cuda_max_batch_search_reports_the_batch_found():
 @pytest.mark.gpu
 @needs_cuda
 def test_peak_memory_is_reset_between_batch_sizes():
-    from vitbench.measure import measure_job
+    from vitbench.measure.job import measure_job
 
     small = measure_job(_job(batch_size=1))
     large = measure_job(_job(batch_size=64))

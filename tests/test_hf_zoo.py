@@ -8,7 +8,9 @@ import sys
 import pytest
 import torch
 
-from vitbench import counting, zoo
+from vitbench.measure import counting
+
+from vitbench.build import zoo
 from vitbench.errors import UnknownModelError
 
 transformers = pytest.importorskip("transformers")
@@ -59,7 +61,7 @@ def test_flatten_outputs_handles_dicts_dataclasses_and_nesting():
 
 
 def test_spec_accepts_hf_zoo():
-    from vitbench.spec import ModelEntry
+    from vitbench.config.spec import ModelEntry
 
     entry = ModelEntry(name="x", model="hf:SegformerForSemanticSegmentation")
     assert entry.model.startswith("hf:")

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from vitbench import report
-from vitbench.html import to_html
-from vitbench.merge import load_runs
+from vitbench.report.html import to_html
+from vitbench.report.merge import load_runs
 
 DATA = Path(__file__).parent / "data"
 ROOT = Path(__file__).resolve().parents[1]

@@ -11,7 +11,7 @@ import signal
 
 import pytest
 
-from vitbench.spec import Job
+from vitbench.config.spec import Job
 
 from jobs import small_job
 
@@ -23,7 +23,7 @@ def _job(model: str, **changes) -> Job:
 
 
 def test_forward_that_raises_is_a_failed_row_in_process():
-    from vitbench.measure import measure_job
+    from vitbench.measure.job import measure_job
 
     row = measure_job(_job("raises", count=False))
     assert row.status == "failed"
@@ -31,14 +31,14 @@ def test_forward_that_raises_is_a_failed_row_in_process():
 
 
 def test_builder_returning_no_module_is_a_failed_build():
-    from vitbench.measure import measure_job
+    from vitbench.measure.job import measure_job
 
     row = measure_job(_job("not_a_module"))
     assert row.status == "failed" and "not a torch.nn.Module" in row.error
 
 
 def test_worker_env_fixes_threads_and_carries_the_import_path():
-    from vitbench.runner import worker_env
+    from vitbench.run.runner import worker_env
 
     env = worker_env(_job("tiny", threads=3))
     assert env["OMP_NUM_THREADS"] == env["MKL_NUM_THREADS"] == "3"
@@ -51,7 +51,7 @@ def test_worker_env_fixes_threads_and_carries_the_import_path():
     (-signal.SIGSEGV, "died with SIGSEGV"),
 ])
 def test_exit_reasons_are_readable(code, expected):
-    from vitbench.runner import _describe_exit
+    from vitbench.run.runner import _describe_exit
 
     assert _describe_exit(code) == expected
 
@@ -70,8 +70,8 @@ models:
 
 @pytest.fixture(scope="module")
 def isolation_run(tmp_path_factory):
-    from vitbench.runner import run_suite
-    from vitbench.suite import parse_suite
+    from vitbench.run.runner import run_suite
+    from vitbench.config.suite import parse_suite
 
     out = tmp_path_factory.mktemp("isolation")
     run = run_suite(parse_suite(SUITE, "isolation.yaml"), out_dir=out, write_derived=False)

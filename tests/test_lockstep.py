@@ -11,7 +11,7 @@ import pytest
 from vitbench import gate
 from vitbench.gate import (FAIL, IMPROVED, INCONCLUSIVE, PASS, GateConfig, compare_sides,
                            side_from_results)
-from vitbench.spec import Job
+from vitbench.config.spec import Job
 
 from jobs import small_job
 from test_gate import row, run
@@ -105,7 +105,7 @@ def test_calibration_control_that_moved_makes_latency_inconclusive():
 
 
 def test_paired_resampled_trials():
-    from vitbench.ab import resampled_trials
+    from vitbench.gate.ab import resampled_trials
 
     pool = list(RNG.normal(0, 0.03, 48))
     out = resampled_trials(pool, n=12, trials=200, shifts=(0.0, 0.20), paired=True)
@@ -125,7 +125,7 @@ def _job(model: str, **changes) -> Job:
 
 @pytest.mark.slow
 def test_measure_pair_times_both_sides_in_alternating_blocks():
-    from vitbench.lockstep import MIN_BLOCK_PAIRS, measure_pair
+    from vitbench.gate.lockstep import MIN_BLOCK_PAIRS, measure_pair
 
     a = _job("vitbench:gate_fixture", kwargs={"blocks": 4, "width": 8})
     b = _job("vitbench:gate_fixture", kwargs={"blocks": 4, "width": 8, "extra_work": 1.0})
@@ -143,7 +143,7 @@ def test_measure_pair_times_both_sides_in_alternating_blocks():
 
 @pytest.mark.slow
 def test_measure_pair_keeps_the_other_side_when_one_fails():
-    from vitbench.lockstep import measure_pair
+    from vitbench.gate.lockstep import measure_pair
 
     good = _job(f"{FIXTURES}:tiny")
     bad = _job(f"{FIXTURES}:not_a_module")
@@ -155,7 +155,7 @@ def test_measure_pair_keeps_the_other_side_when_one_fails():
 
 @pytest.mark.slow
 def test_measure_pair_kills_a_hanging_worker():
-    from vitbench.lockstep import measure_pair
+    from vitbench.gate.lockstep import measure_pair
 
     outcome = measure_pair({"A": _job(f"{FIXTURES}:tiny"),
                             "B": _job(f"{FIXTURES}:hangs", timeout_s=8)})

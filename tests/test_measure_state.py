@@ -3,8 +3,8 @@ workers run with fixed glibc malloc thresholds."""
 
 import pytest
 
-from vitbench.measure import measure_job
-from vitbench.runner import MALLOC_ENV, worker_env
+from vitbench.measure.job import measure_job
+from vitbench.run.runner import MALLOC_ENV, worker_env
 
 from jobs import small_job
 
@@ -40,7 +40,7 @@ def _timed_row(samples, status="ok", error=None):
 
 
 def test_pool_processes_pools_samples_and_flags_a_spread_between_processes():
-    from vitbench.measure import pool_processes
+    from vitbench.measure.job import pool_processes
 
     first = _timed_row([10.0, 10.2, 9.9, 10.1])
     steady = pool_processes(first, [_timed_row([10.05, 10.0, 10.15, 9.95])])

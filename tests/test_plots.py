@@ -6,8 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from vitbench import plots, report
-from vitbench.merge import load_runs, merge_runs
+from vitbench.report import plots
+
+from vitbench import report
+from vitbench.report.merge import load_runs, merge_runs
 from vitbench.records import RunResult
 
 DATA = Path(__file__).parent / "data"

@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 
 from vitbench.cli import app
 from vitbench.errors import VitbenchError
-from vitbench.profile import profile_model, render_markdown, resolve_target, table_rows
+from vitbench.tools.profile import profile_model, render_markdown, resolve_target, table_rows
 
 runner = CliRunner()
 

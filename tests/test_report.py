@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 from vitbench import report
 from vitbench.cli import app
 from vitbench.errors import ResultsError
-from vitbench.merge import load_runs, merge_runs
+from vitbench.report.merge import load_runs, merge_runs
 from vitbench.records import RunResult
 
 DATA = Path(__file__).parent / "data"

@@ -8,7 +8,7 @@ import pytest
 from typer.testing import CliRunner
 
 from vitbench.cli import app
-from vitbench.suite import load_suite
+from vitbench.config.suite import load_suite
 
 SUITE_DIR = Path(__file__).resolve().parents[1] / "suites"
 SUITES = sorted(SUITE_DIR.glob("*.yaml"))

@@ -1,6 +1,6 @@
 """The harness self-check runs end to end on a tiny real model (a benchmark, so no timing asserts)."""
 
-from vitbench.selfcheck import agreement
+from vitbench.tools.selfcheck import agreement
 
 
 def test_agreement_interleaves_rounds_and_reports_per_round_ratios():

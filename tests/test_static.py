@@ -6,7 +6,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from vitbench.counting import count_flops, count_params
+from vitbench.measure.counting import count_flops, count_params
 
 
 def gmacs(module, *inputs, convention="matmul-only"):

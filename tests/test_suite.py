@@ -4,8 +4,8 @@ that names the file, the entry and the field."""
 import pytest
 
 from vitbench.errors import SuiteError
-from vitbench.spec import BUILTIN_DEFAULTS
-from vitbench.suite import load_suite, parse_suite, resolve_job, select_entries
+from vitbench.config.spec import BUILTIN_DEFAULTS
+from vitbench.config.suite import load_suite, parse_suite, resolve_job, select_entries
 
 VALID = """
 name: demo

@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from vitbench.sweep import SweepError, fit_exponent, parse_sizes, sweep
+from vitbench.tools.sweep import SweepError, fit_exponent, parse_sizes, sweep
 
 
 def test_parse_range_list_and_hxw():

@@ -9,7 +9,7 @@ import math
 import numpy as np
 import pytest
 
-from vitbench.timing import AUTO_BLOCK_S, Protocol, find_max_batch, time_calls
+from vitbench.measure.timing import AUTO_BLOCK_S, Protocol, find_max_batch, time_calls
 
 
 class FakeClock:
@@ -163,8 +163,8 @@ models:
 
 
 def test_a_batch_sweep_plans_one_row_per_batch_size():
-    from vitbench.runner import plan
-    from vitbench.suite import parse_suite
+    from vitbench.run.runner import plan
+    from vitbench.config.suite import parse_suite
 
     planned = plan(parse_suite(SWEEP))
     keys = [(p.row.name, p.row.batch_size) for p in planned]
@@ -180,8 +180,8 @@ def test_a_batch_sweep_plans_one_row_per_batch_size():
 
 
 def test_command_line_overrides_reach_the_job():
-    from vitbench.runner import plan
-    from vitbench.suite import parse_suite
+    from vitbench.run.runner import plan
+    from vitbench.config.suite import parse_suite
 
     planned = plan(parse_suite(SWEEP), {"batch_size": [2, 4], "target_ci_pct": 1.5,
                                         "compile": "max-autotune", "mode": "latency"})
@@ -199,7 +199,7 @@ def test_command_line_overrides_reach_the_job():
 ])
 def test_bad_timing_settings_name_the_field(bad, message):
     from vitbench.errors import SuiteError
-    from vitbench.suite import parse_suite
+    from vitbench.config.suite import parse_suite
 
     text = f"name: x\nmodels:\n  - {{name: A, model: timm:resnet18, {bad}}}\n"
     with pytest.raises(SuiteError) as info:
@@ -210,7 +210,7 @@ def test_bad_timing_settings_name_the_field(bad, message):
 # --- a real small model on CPU -------------------------------------------------------------
 
 def _job(**changes):
-    from vitbench.spec import Job
+    from vitbench.config.spec import Job
 
     fields = dict(name="tiny", model="python:tests.fixtures_models:tiny", kwargs={},
                   image_size=(32, 32), batch_size=2, device="cpu", dtype="float32", threads=1,
@@ -221,7 +221,7 @@ def _job(**changes):
 
 
 def test_a_real_model_on_cpu_gives_a_complete_row():
-    from vitbench.measure import measure_job
+    from vitbench.measure.job import measure_job
 
     row = measure_job(_job())
     assert row.status == "ok", row.error
@@ -241,7 +241,7 @@ def test_a_real_model_on_cpu_gives_a_complete_row():
 
 
 def test_a_real_model_in_throughput_mode_with_channels_last():
-    from vitbench.measure import measure_job
+    from vitbench.measure.job import measure_job
 
     row = measure_job(_job(mode="throughput", channels_last=True, count=False, repeat=3))
     assert row.status == "ok", row.error
@@ -250,7 +250,7 @@ def test_a_real_model_in_throughput_mode_with_channels_last():
 
 
 def test_max_batch_on_cpu_is_a_failed_row_with_the_reason():
-    from vitbench.measure import measure_job
+    from vitbench.measure.job import measure_job
 
     row = measure_job(_job(max_batch=True, count=False))
     assert row.status == "failed" and "needs device: cuda" in row.error

@@ -1,5 +1,5 @@
 """``python -m vitbench`` is the ``vitbench`` command."""
 
-from .cli import main
+from vitbench.cli import main
 
 main()

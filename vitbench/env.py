@@ -86,7 +86,7 @@ def _version(module: str) -> Optional[str]:
 
 def environment(*, with_gpu: bool = True) -> dict[str, Any]:
     """Fingerprint of this machine and software stack (JSON-serialisable)."""
-    from . import __version__
+    from vitbench import __version__
 
     info: dict[str, Any] = {
         "vitbench": __version__,
@@ -147,7 +147,7 @@ def _torch_details(with_gpu: bool) -> dict[str, Any]:
 
 def nvml_details(index: int = 0) -> dict[str, Any]:
     """GPU driver and clocks through NVML for torch's ``cuda:index`` (see :mod:`vitbench.nvml`)."""
-    from .nvml import device_info
+    from vitbench.nvml import device_info
 
     return device_info(index)
 

@@ -16,7 +16,7 @@ from typing import Any, Literal, Optional
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from .errors import ResultsError
+from vitbench.errors import ResultsError
 
 SCHEMA = "vitbench.result/1"
 
@@ -94,7 +94,7 @@ class ModelResult(BaseModel):
         None, description="page faults per forward call during the timed loop")
     peak_memory_mb: Optional[float] = None
     memory_method: Optional[str] = None
-    # How it was timed (vitbench.measure); None on rows measured before these existed.
+    # How it was timed (vitbench.measure.job); None on rows measured before these existed.
     mode: Optional[str] = Field(None, description="latency | throughput (blocks of calls)")
     calls_per_sample: Optional[int] = None
     timer: Optional[str] = Field(None, description="host perf_counter | cuda events")
@@ -125,7 +125,7 @@ class ModelResult(BaseModel):
 
     @classmethod
     def for_job(cls, job, **fields: Any) -> "ModelResult":
-        """An empty row describing how ``job`` (a :class:`vitbench.spec.Job`) is measured."""
+        """An empty row describing how ``job`` (a :class:`vitbench.config.spec.Job`) is measured."""
         described = dict(
             name=job.name, model=job.model, kwargs=job.kwargs, image_size=job.image_size,
             batch_size=0 if job.max_batch else job.batch_size, device=job.device,

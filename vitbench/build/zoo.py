@@ -1,0 +1,318 @@
+"""Turn ``zoo:identifier`` into a model with random weights, and an example input for it.
+
+Zoos:
+- ``timm:NAME`` — ``timm.create_model(NAME, pretrained=False, **kwargs)``
+- ``torchvision:NAME`` — ``torchvision.models.get_model(NAME, weights=None, **kwargs)``
+- ``vitbench:NAME`` — the project's own builders (:mod:`vitbench.build.builders`)
+- ``python:package.module:callable`` — any callable returning an ``nn.Module``
+- ``hf:ClassName`` — a Hugging Face ``transformers`` model class (optional extra
+  ``pip install 'vitbench[hf]'``), built from ``ClassName.config_class(**kwargs)`` with
+  random weights, never from the hub (``HF_HUB_OFFLINE=1`` is set)
+
+Weights are never downloaded: efficiency does not depend on them.
+
+Models whose forward returns a dict, a dataclass (Hugging Face ``ModelOutput``), a list of
+dicts (torchvision detectors) or nested tuples are wrapped by :func:`tensor_outputs`, which
+returns a flat tuple of tensors, so the JIT-trace counter can follow them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import functools
+import importlib
+import inspect
+import os
+import re
+from typing import Any, Callable, Optional, Sequence
+
+from vitbench.errors import BuildError, UnknownModelError
+
+
+@functools.lru_cache(maxsize=None)  # a suite checks every row; list once
+def _timm_names() -> tuple[str, ...]:
+    import timm
+
+    return tuple(timm.list_models())
+
+
+@functools.lru_cache(maxsize=None)  # a suite checks every row; list once
+def _torchvision_names() -> tuple[str, ...]:
+    from torchvision import models
+
+    return tuple(sorted(models.list_models()))
+
+
+@functools.lru_cache(maxsize=None)  # a suite checks every row; list once
+def _vitbench_names() -> tuple[str, ...]:
+    from vitbench.build.builders import load_builders
+
+    return tuple(sorted(load_builders()))
+
+
+#: The optional extra that installs each zoo's library, for the error a missing one gives.
+EXTRAS = {"hf": ("transformers", "hf")}
+
+#: transformers names that are model classes: ``XxxModel`` or ``XxxForTask``.
+_HF_MODEL_CLASS = re.compile(r"^(?!Auto|TF|Flax)[A-Z][A-Za-z0-9]*(Model|For[A-Z][A-Za-z0-9]*)$")
+
+
+def _import_transformers():
+    """``transformers``, offline; a missing install says which extra to add, in one line."""
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    try:
+        import transformers
+    except ImportError:
+        raise ImportError("the hf zoo needs the optional dependency transformers: "
+                          "pip install 'vitbench[hf]'") from None
+    return transformers
+
+
+def _hf_names() -> tuple[str, ...]:
+    transformers = _import_transformers()
+    return tuple(sorted(n for n in dir(transformers)
+                        if _HF_MODEL_CLASS.match(n) and "PreTrained" not in n))
+
+
+_NAME_LISTS: dict[str, Callable[[], tuple[str, ...]]] = {
+    "timm": _timm_names,
+    "torchvision": _torchvision_names,
+    "vitbench": _vitbench_names,
+    "hf": _hf_names,
+}
+
+
+def suggest(name: str, candidates: Sequence[str], n: int = 5) -> list[str]:
+    """Close names for a typo: fuzzy matches first, then names containing the query."""
+    squashed = name.lower().replace("-", "_")
+    close = difflib.get_close_matches(squashed, candidates, n=n, cutoff=0.6)
+    bare = squashed.replace("_", "")
+    for candidate in candidates:
+        if len(close) >= n:
+            break
+        if candidate not in close and bare and bare in candidate.replace("_", ""):
+            close.append(candidate)
+    return close
+
+
+def check_model(model: str) -> None:
+    """Raise :class:`UnknownModelError` (with close names) if ``model`` names nothing."""
+    zoo, ident = model.split(":", 1)
+    if zoo == "python":
+        module_name, attr = ident.split(":", 1)
+        try:
+            module = importlib.import_module(module_name)
+        except ImportError as exc:
+            raise UnknownModelError(f"{model}: cannot import {module_name!r} ({exc})") from None
+        if not callable(getattr(module, attr, None)):
+            raise UnknownModelError(f"{model}: module {module_name!r} has no callable {attr!r}")
+        return
+    try:
+        names = _NAME_LISTS[zoo]()
+    except ImportError as exc:
+        if zoo in EXTRAS:
+            raise UnknownModelError(f"{model}: {exc}") from None
+        raise UnknownModelError(f"{model}: the {zoo} zoo is not installed ({exc})") from None
+    if ident in names:
+        return
+    close = suggest(ident, names)
+    hint = f"; did you mean {', '.join(f'{zoo}:{c}' for c in close)}?" if close else ""
+    raise UnknownModelError(f"unknown model {model!r}{hint} (see `vitbench models PATTERN`)")
+
+
+def list_models(pattern: str = "*", zoos: Optional[list[str]] = None) -> dict[str, list[str]]:
+    """Model names per zoo matching a shell-style ``pattern`` (case-insensitive)."""
+    import fnmatch
+
+    if not any(ch in pattern for ch in "*?["):
+        pattern = f"*{pattern}*"
+    found: dict[str, list[str]] = {}
+    for zoo, names in _NAME_LISTS.items():
+        if zoos and zoo not in zoos:
+            continue
+        try:
+            found[zoo] = [n for n in names() if fnmatch.fnmatch(n.lower(), pattern.lower())]
+        except ImportError:
+            found[zoo] = []
+    return found
+
+
+def _accepts(fn: Callable, keyword: str) -> bool:
+    try:
+        params = inspect.signature(fn).parameters
+    except (TypeError, ValueError):
+        return False
+    return keyword in params or any(p.kind is p.VAR_KEYWORD for p in params.values())
+
+
+def _build_timm(ident: str, kwargs: dict[str, Any], image_size: tuple[int, int]):
+    import timm
+
+    kwargs = dict(kwargs)
+    default = timm.get_pretrained_cfg(ident)
+    default_size = tuple(default.input_size[1:]) if default is not None else None
+    if "img_size" not in kwargs and default_size and tuple(image_size) != default_size:
+        # Models with absolute position embeddings must be built for the measured size.
+        try:
+            return timm.create_model(ident, pretrained=False, img_size=image_size, **kwargs)
+        except TypeError as exc:
+            if "img_size" not in str(exc):
+                raise
+    return timm.create_model(ident, pretrained=False, **kwargs)
+
+
+def _build_torchvision(ident: str, kwargs: dict[str, Any], image_size: tuple[int, int]):
+    from torchvision import models
+
+    builder_params = inspect.signature(models.get_model_builder(ident)).parameters
+    if "weights_backbone" not in kwargs and "weights_backbone" in builder_params:
+        # Detection/segmentation builders otherwise download ImageNet backbone weights.
+        kwargs = {**kwargs, "weights_backbone": None}
+    return models.get_model(ident, weights=None, **kwargs)
+
+
+def _build_vitbench(ident: str, kwargs: dict[str, Any], image_size: tuple[int, int]):
+    from vitbench.build.builders import load_builders
+
+    builder = load_builders()[ident]
+    if "img_size" not in kwargs and _accepts(builder, "img_size"):
+        kwargs = {**kwargs, "img_size": image_size}
+    return builder(**kwargs)
+
+
+def _build_python(ident: str, kwargs: dict[str, Any], image_size: tuple[int, int]):
+    module_name, attr = ident.split(":", 1)
+    return getattr(importlib.import_module(module_name), attr)(**kwargs)
+
+
+def _build_hf(ident: str, kwargs: dict[str, Any], image_size: tuple[int, int]):
+    """``ident``'s config class built from ``kwargs`` (random weights), outputs as a tuple."""
+    transformers = _import_transformers()
+    model_class = getattr(transformers, ident)
+    config_class = getattr(model_class, "config_class", None)
+    if config_class is None:
+        raise TypeError(f"transformers.{ident} has no config_class; name a concrete model class")
+    config = config_class(**kwargs)
+    return tensor_outputs(model_class(config))
+
+
+_BUILDERS = {
+    "timm": _build_timm,
+    "torchvision": _build_torchvision,
+    "vitbench": _build_vitbench,
+    "python": _build_python,
+    "hf": _build_hf,
+}
+
+
+def flatten_outputs(outputs: Any) -> tuple:
+    """Every tensor in ``outputs`` (tensor, dict, dataclass, ModelOutput, list/tuple, nested),
+    in order, as a flat tuple; ``None`` and non-tensor leaves are dropped."""
+    import torch
+
+    if isinstance(outputs, torch.Tensor):
+        return (outputs,)
+    if isinstance(outputs, dict):  # ModelOutput is an OrderedDict holding its non-None fields
+        values = list(outputs.values())
+    elif dataclasses.is_dataclass(outputs) and not isinstance(outputs, type):
+        values = [getattr(outputs, f.name) for f in dataclasses.fields(outputs)]
+    elif isinstance(outputs, (list, tuple)):
+        values = list(outputs)
+    else:
+        return ()
+    flat: list = []
+    for value in values:
+        flat.extend(flatten_outputs(value))
+    return tuple(flat)
+
+
+@functools.lru_cache(maxsize=None)
+def _tensor_outputs_class():
+    import torch
+
+    class TensorOutputs(torch.nn.Module):
+        """Wraps a model so its forward returns a flat tuple of tensors (:func:`flatten_outputs`).
+
+        Parameters, buffers and FLOPs are the wrapped model's (its only child, ``model``);
+        only the shape of the return value changes, so JIT tracing and timing see tensors.
+        """
+
+        def __init__(self, model):
+            super().__init__()
+            self.model = model
+
+        def forward(self, *args, **kwargs):
+            return flatten_outputs(self.model(*args, **kwargs))
+
+        def __getattr__(self, name: str):
+            try:
+                return super().__getattr__(name)
+            except AttributeError:
+                # vitbench_example_inputs, config, ... of the wrapped model stay reachable.
+                return getattr(super().__getattr__("model"), name)
+
+    return TensorOutputs
+
+
+def tensor_outputs(model):
+    """``model`` wrapped so that its forward returns a flat tuple of tensors (torch loaded lazily)."""
+    return _tensor_outputs_class()(model)
+
+
+def _needs_tensor_outputs(zoo: str, ident: str, module) -> bool:
+    """torchvision detection/segmentation models return dicts (lists of dicts in eval)."""
+    if zoo != "torchvision":
+        return False
+    return type(module).__module__.startswith(("torchvision.models.detection",
+                                               "torchvision.models.segmentation"))
+
+
+def import_zoo(model: str) -> None:
+    """Import the library behind ``model`` now, so its import is not counted as the model's memory."""
+    zoo, ident = model.split(":", 1)
+    module = {"timm": "timm", "torchvision": "torchvision", "vitbench": "vitbench.build.builders",
+              "python": ident.split(":", 1)[0], "hf": "transformers"}[zoo]
+    try:
+        importlib.import_module(module)
+        if zoo == "vitbench":
+            _vitbench_names()
+    except ImportError:
+        pass  # build_model reports it on the row
+
+
+def build_model(model: str, kwargs: dict[str, Any], image_size: tuple[int, int]):
+    """Construct ``model`` with random weights, in eval mode. Raises :class:`BuildError`."""
+    import torch
+
+    check_model(model)
+    zoo, ident = model.split(":", 1)
+    try:
+        module = _BUILDERS[zoo](ident, dict(kwargs), tuple(image_size))
+    except Exception as exc:  # noqa: BLE001 - any constructor failure is the row's error
+        raise BuildError(f"{model} failed to build: {exc.__class__.__name__}: {exc}") from exc
+    if not isinstance(module, torch.nn.Module):
+        raise BuildError(f"{model} returned {type(module).__name__}, not a torch.nn.Module")
+    if _needs_tensor_outputs(zoo, ident, module):
+        module = tensor_outputs(module)
+    return module.eval()
+
+
+def example_inputs(module, batch_size: int, image_size: tuple[int, int], *, device="cpu",
+                   dtype=None) -> tuple:
+    """Inputs for one forward pass: a random ``B×3×H×W`` image batch by default.
+
+    A model that needs something else defines ``vitbench_example_inputs(batch_size,
+    image_size)`` returning a tuple of tensors.
+    """
+    import torch
+
+    generator = torch.Generator().manual_seed(0)
+    custom = getattr(module, "vitbench_example_inputs", None)
+    if callable(custom):
+        inputs = tuple(custom(batch_size, tuple(image_size)))
+    else:
+        height, width = image_size
+        inputs = (torch.randn(batch_size, 3, height, width, generator=generator),)
+    return tuple(t.to(device=device, dtype=dtype if t.is_floating_point() else None)
+                 if isinstance(t, torch.Tensor) else t for t in inputs)

@@ -1,0 +1,123 @@
+"""Rich rendering for the terminal: the results table and the progress display.
+
+Tables go to stdout (pipe-able); progress, warnings and errors go to stderr.
+"""
+
+from __future__ import annotations
+
+from typing import Optional
+
+from rich.console import Console
+from rich.markup import escape
+from rich.progress import (BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn,
+                           TimeElapsedColumn)
+from rich.table import Table
+from rich.text import Text
+
+from vitbench.records import ModelResult, RunResult
+from vitbench.report import fmt, fmt_printed, protocol_lines
+
+def _console(stderr: bool = False) -> Console:
+    probe = Console(stderr=stderr)
+    # Pipes and CI logs get a wide table instead of an 80-column fold.
+    return probe if probe.is_terminal else Console(stderr=stderr, width=160)
+
+
+out = _console()
+err = _console(stderr=True)
+
+_STATUS_STYLE = {"ok": "green", "failed": "red", "timeout": "red", "unavailable": "dim",
+                 "interrupted": "yellow", "pending": "dim"}
+
+
+def _delta(row: ModelResult, key: str) -> Text:
+    comparison = row.comparisons.get(key)
+    if comparison is None or comparison.delta_pct is None:
+        return Text("")
+    style = "green" if comparison.within_tolerance else "bold red"
+    mark = "" if comparison.within_tolerance else " !"
+    return Text(f"{comparison.delta_pct:+.1f}%{mark}", style=style)
+
+
+def results_table(run: RunResult) -> Table:
+    """Measured next to printed, with the difference; failures and gaps in plain words."""
+    suite = run.suite
+    devices = sorted({r.device for r in run.results if r.status == "ok"}) or ["cpu"]
+    table = Table(title=suite.get("title") or suite.get("name"), title_style="bold",
+                  caption=f"printed values: {suite['source']}" if suite.get("source") else None,
+                  header_style="bold", show_lines=False, expand=False)
+    table.add_column("Model", no_wrap=True)
+    table.add_column("Input", justify="right")
+    table.add_column("Params (M)", justify="right")
+    table.add_column("paper", justify="right", style="cyan")
+    table.add_column("Δ", justify="right")
+    table.add_column("GFLOPs", justify="right")
+    table.add_column("paper", justify="right", style="cyan")
+    table.add_column("Δ", justify="right")
+    table.add_column(f"{'/'.join(d.upper() for d in devices)} ms\nmedian \\[p90]", justify="right")
+    table.add_column("img/s", justify="right")
+    table.add_column("Mem\n(MB)", justify="right")
+    table.add_column("Status", overflow="fold", max_width=40)
+    footnotes: dict[str, int] = {}
+    for row in run.results:
+        latency = row.latency_ms
+        lat = Text("–")
+        if latency:
+            lat = Text(f"{latency['median']:.1f} [{latency['p90']:.1f}]",
+                       style="yellow" if latency.get("unstable") else "")
+            if latency.get("unstable"):
+                lat.append(" ~", style="yellow")
+        size = f"{row.image_size[0]}" if row.image_size[0] == row.image_size[1] else \
+            f"{row.image_size[0]}×{row.image_size[1]}"
+        if row.batch_size != 1:
+            size += f" ×{row.batch_size}"
+        status = Text(row.status, style=_STATUS_STYLE.get(row.status, ""))
+        if row.error:
+            number = footnotes.setdefault(row.error, len(footnotes) + 1)
+            status.append(f" [{number}]")
+        elif row.warnings:
+            status.append(" (see warnings)", style="yellow")
+        table.add_row(
+            Text(row.name, style="dim" if row.status == "unavailable" else ""), size,
+            fmt(row.params_m), fmt_printed(row, "params_m"), _delta(row, "params_m"),
+            fmt(row.gflops, 3), fmt_printed(row, "gflops"), _delta(row, "gflops"),
+            lat, fmt(row.throughput_img_s, 1), fmt(row.peak_memory_mb, 0), status,
+        )
+    table.footnotes = footnotes  # type: ignore[attr-defined]
+    return table
+
+
+def print_results(run: RunResult, out_dir: Optional[str] = None) -> None:
+    table = results_table(run)
+    out.print(table)
+    for reason, number in table.footnotes.items():  # type: ignore[attr-defined]
+        out.print(escape(f"[{number}] {reason}"), highlight=False, style="dim")
+    for line in protocol_lines(run):
+        out.print(f"• {escape(line)}", style="dim", highlight=False)
+    from vitbench.report.agreement import agreement_sentence, summarize_agreement
+
+    agreement = summarize_agreement(run)
+    sentence = agreement_sentence(agreement)
+    if sentence:
+        out.print(sentence, style="bold" if agreement.misses else "bold green", highlight=False)
+    for miss in agreement.misses:
+        quantity = "params" if miss.quantity == "params_m" else "GFLOPs"
+        reason = escape(miss.note) if miss.note else "[red]no note explains it[/red]"
+        out.print(f"  [red]outside[/red] {escape(miss.name)} {quantity}: printed {miss.printed:g}, "
+                  f"measured {miss.measured:.3f} ({miss.delta_pct:+.1f}%, allowed "
+                  f"±{miss.tolerance_pct:.1f}%) — {reason}", highlight=False)
+    for row in run.results:
+        for warning in row.warnings:
+            out.print(f"[yellow]warning[/yellow] {row.name}: {warning}", highlight=False)
+    if out_dir:
+        from pathlib import Path
+
+        names = [n for n in ("results.json", "results.csv", "results.md", "report.html", "plots/")
+                 if (Path(out_dir) / n.rstrip("/")).exists()]
+        out.print(f"Results: [bold]{out_dir}[/bold] ({', '.join(names)})", highlight=False)
+
+
+def make_progress() -> Progress:
+    return Progress(SpinnerColumn(), TextColumn("[bold]{task.description}"), BarColumn(),
+                    MofNCompleteColumn(), TimeElapsedColumn(), TextColumn("{task.fields[detail]}"),
+                    console=err, transient=False)

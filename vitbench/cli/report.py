@@ -1,0 +1,68 @@
+"""``vitbench report``: re-render reports from canonical results, merging runs of one suite."""
+
+from __future__ import annotations
+
+import datetime as _dt
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from vitbench.cli.app import _fail, app
+from vitbench.errors import VitbenchError
+
+
+@app.command()
+def report(
+    results: list[Path] = typer.Argument(..., metavar="RESULT.json...",
+                                         help="results.json files (or folders holding one) of one suite"),
+    formats: str = typer.Option("md,csv,html,png,svg", "--format", "-f",
+                                help="comma-separated: md, csv, html, png, svg, or all"),
+    out: Optional[Path] = typer.Option(
+        None, "--out", "-o",
+        help="folder to write to [default: the run's folder for one run; "
+             "results/SUITE/merged-UTC-STAMP for several]"),
+) -> None:
+    """Render tables, plots and an HTML page from results.json; merge several runs.
+
+    Reports are rebuilt from the canonical results.json, never from CSV. Several runs of
+    one suite (a CPU run and a GPU run, batch 1 and batch 8) become one table: rows matched
+    by name, one latency column per device (and per batch/dtype/threads where they differ).
+
+    Examples:
+
+      vitbench report results/lightweight/20261122T010203Z
+
+      vitbench report cpu/results.json gpu/results.json --out results/lightweight/cpu+gpu
+
+      vitbench report results/lightweight/*/results.json --format md,csv
+    """
+    from vitbench.cli.console import out as console
+    from vitbench.report.merge import load_runs, merge_runs
+    from vitbench.report import parse_formats, write_reports
+
+    try:
+        wanted = parse_formats(formats)
+        runs, paths = load_runs(results)
+        merged = merge_runs(runs, paths)
+    except VitbenchError as exc:
+        raise _fail(str(exc))
+    if not wanted:
+        raise _fail("--format: name at least one of md, csv, html, png, svg")
+    if out is None:
+        if len(paths) == 1:
+            out = paths[0].parent
+        else:
+            stamp = _dt.datetime.now(_dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+            out = Path("results") / (runs[0].suite.get("name") or "merged") / f"merged-{stamp}"
+    try:
+        written = write_reports(merged, out, wanted)
+    except VitbenchError as exc:
+        raise _fail(str(exc))
+    except OSError as exc:
+        raise _fail(f"{out}: cannot write ({exc.strerror or exc})")
+    columns = ", ".join(c.label for c in merged.columns) or "no timed columns"
+    console.print(f"{merged.title}: {len(merged.rows)} rows from {len(runs)} run"
+                  f"{'s' if len(runs) > 1 else ''} ({columns})", highlight=False)
+    for path in written:
+        console.print(f"  {path}", highlight=False)

@@ -1,0 +1,222 @@
+"""Read a suite file (YAML, safe loader), validate it strictly, and resolve it into jobs.
+
+Errors name the file, the entry and the field, e.g.::
+
+    suites/lightweight.yaml: models[2] (PVTv2-B0): batch_size: Input should be greater than or equal to 1
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Iterable, Optional
+
+import yaml
+from pydantic import ValidationError
+
+from vitbench.errors import SuiteError
+from vitbench.config.spec import Job, ModelEntry, Reference, Suite, resolve_settings
+
+
+class PrintedFloat(float):
+    """A float that remembers how many decimals it was printed with (0.60 → 2)."""
+
+    decimals: int
+
+    def __new__(cls, text: str):
+        value = super().__new__(cls, float(text.replace("_", "")))
+        mantissa = text.lower().split("e")[0]
+        value.decimals = len(mantissa.split(".")[1]) if "." in mantissa else 0
+        return value
+
+
+class _SuiteLoader(yaml.SafeLoader):
+    """SafeLoader that keeps the printed precision of floats and refuses duplicate keys."""
+
+
+def _construct_float(loader: yaml.SafeLoader, node: yaml.ScalarNode) -> float:
+    text = loader.construct_scalar(node)
+    try:
+        return PrintedFloat(str(text))
+    except ValueError:  # .inf, .nan and friends
+        return yaml.SafeLoader.construct_yaml_float(loader, node)
+
+
+def _construct_mapping(loader: yaml.SafeLoader, node: yaml.MappingNode) -> dict:
+    loader.flatten_mapping(node)
+    mapping: dict[Any, Any] = {}
+    for key_node, value_node in node.value:
+        key = loader.construct_object(key_node)
+        if key in mapping:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"duplicate key {key!r}", key_node.start_mark)
+        mapping[key] = loader.construct_object(value_node, deep=True)
+    return mapping
+
+
+_SuiteLoader.add_constructor("tag:yaml.org,2002:float", _construct_float)
+_SuiteLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+
+
+def _record_printed_decimals(raw: Any) -> None:
+    """Copy each reference value's printed precision into ``printed_decimals``."""
+    if not isinstance(raw, dict) or not isinstance(raw.get("models"), list):
+        return
+    for entry in raw["models"]:
+        ref = entry.get("reference") if isinstance(entry, dict) else None
+        if not isinstance(ref, dict):
+            continue
+        decimals = dict(ref.get("printed_decimals") or {})
+        for key, value in ref.items():
+            if key == "printed_decimals" or isinstance(value, bool):
+                continue
+            if isinstance(value, PrintedFloat):
+                decimals.setdefault(key, value.decimals)
+            elif isinstance(value, int):
+                decimals.setdefault(key, 0)
+        if decimals:
+            ref["printed_decimals"] = decimals
+
+
+def _describe_location(raw: Any, loc: tuple[Any, ...]) -> tuple[str, str]:
+    """Turn a pydantic error location into ('models[2] (Name)', 'field.sub')."""
+    parts = list(loc)
+    where = ""
+    if len(parts) >= 2 and parts[0] == "models" and isinstance(parts[1], int):
+        index = parts[1]
+        where = f"models[{index}]"
+        try:
+            label = raw["models"][index].get("name")
+        except (KeyError, IndexError, TypeError, AttributeError):
+            label = None
+        if label:
+            where += f" ({label})"
+        parts = parts[2:]
+    field = ".".join(str(p) for p in parts if not str(p).startswith(("function-", "tagged-union")))
+    return where, field
+
+
+def _format_validation_error(path: str, raw: Any, error: ValidationError) -> SuiteError:
+    first = error.errors()[0]
+    where, field = _describe_location(raw, tuple(first["loc"]))
+    message = first["msg"].removeprefix("Value error, ")
+    if first["type"] == "extra_forbidden":
+        message = _unknown_key_message(field)
+    elif first["type"] == "missing":
+        message = "required field is missing"
+    more = len(error.errors()) - 1
+    if more:
+        message += f" (and {more} more problem{'s' if more > 1 else ''})"
+    location = ": ".join(p for p in (where, field) if p)
+    return SuiteError(path, location, message)
+
+
+def _unknown_key_message(field: str) -> str:
+    import difflib
+
+    key = field.split(".")[-1]
+    known = list(ModelEntry.model_fields) + list(Reference.model_fields) + ["title", "source",
+                                                                          "defaults", "models"]
+    close = difflib.get_close_matches(key, known, n=1)
+    hint = f"; did you mean {close[0]!r}?" if close else ""
+    return f"unknown key{hint}"
+
+
+def _check_unique_names(path: str, raw: dict) -> None:
+    first_seen: dict[str, int] = {}
+    for index, entry in enumerate(raw.get("models") or []):
+        name = entry.get("name") if isinstance(entry, dict) else None
+        if not isinstance(name, str):
+            continue
+        if name in first_seen:
+            raise SuiteError(path, f"models[{index}] ({name}): name",
+                             f"appears twice (also models[{first_seen[name]}]); row labels must be unique")
+        first_seen[name] = index
+
+
+def parse_suite(text: str, path: str = "<string>") -> Suite:
+    """Validate suite YAML text. Raises :class:`SuiteError` naming file, entry and field."""
+    try:
+        raw = yaml.load(text, Loader=_SuiteLoader)  # noqa: S506 - a SafeLoader subclass
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
+        where = f"line {mark.line + 1}" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise SuiteError(path, where, f"not valid YAML: {problem}") from None
+    if not isinstance(raw, dict):
+        raise SuiteError(path, "", "expected a mapping with 'name' and 'models' at the top level")
+    _record_printed_decimals(raw)
+    _check_unique_names(path, raw)
+    try:
+        suite = Suite.model_validate(raw)
+    except ValidationError as exc:
+        raise _format_validation_error(path, raw, exc) from None
+    return suite.model_copy(update={"path": path})
+
+
+def load_suite(path: str | Path) -> Suite:
+    """Read and validate a suite file."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise SuiteError(str(path), "", "no such file") from None
+    except OSError as exc:
+        raise SuiteError(str(path), "", f"cannot read: {exc.strerror}") from None
+    return parse_suite(text, str(path))
+
+
+def select_entries(suite: Suite, only: Optional[Iterable[str]] = None) -> list[ModelEntry]:
+    """The suite's entries, or those named in ``only`` (exact row labels, case-insensitive)."""
+    if not only:
+        return list(suite.models)
+    wanted = {name.casefold(): name for name in only}
+    chosen = [e for e in suite.models if e.name.casefold() in wanted]
+    missing = set(wanted) - {e.name.casefold() for e in chosen}
+    if missing:
+        import difflib
+
+        names = [e.name for e in suite.models]
+        bad = wanted[sorted(missing)[0]]
+        close = difflib.get_close_matches(bad, names, n=3, cutoff=0.4)
+        hint = f"; close names: {', '.join(close)}" if close else f"; rows are: {', '.join(names)}"
+        raise SuiteError(suite.path or suite.name, "--only", f"no row named {bad!r}{hint}")
+    return chosen
+
+
+def resolve_job(suite: Suite, entry: ModelEntry, overrides: Optional[dict[str, Any]] = None,
+                *, static_only: bool = False) -> Job:
+    """Resolve one entry: built-in defaults → suite defaults → entry → overrides.
+
+    With a batch-size sweep this is the first batch size; see :func:`resolve_jobs`.
+    """
+    return resolve_jobs(suite, entry, overrides, static_only=static_only)[0]
+
+
+def resolve_jobs(suite: Suite, entry: ModelEntry, overrides: Optional[dict[str, Any]] = None,
+                 *, static_only: bool = False) -> list[Job]:
+    """Resolve one entry into one job per batch size (``batch_size: [1, 8]`` gives two).
+
+    ``batch_size: max`` gives one job with ``max_batch`` set, searching upward from 1.
+    """
+    from vitbench.env import default_threads, resolve_device
+
+    settings = resolve_settings(suite.defaults, entry, overrides)
+    size = settings["image_size"]
+    image_size = (size, size) if isinstance(size, int) else tuple(size)
+    batch = settings["batch_size"]
+    batches = [1] if batch == "max" else list(batch) if isinstance(batch, list) else [batch]
+    common = dict(
+        name=entry.name, model=entry.model or "", kwargs=dict(entry.kwargs),
+        image_size=image_size,
+        device=resolve_device(settings["device"]), dtype=settings["dtype"],
+        threads=settings["threads"] or default_threads(),
+        warmup=settings["warmup"], warmup_s=settings["warmup_s"], repeat=settings["repeat"],
+        min_time_s=settings["min_time_s"], max_time_s=settings["max_time_s"],
+        timeout_s=settings["timeout_s"], flops_convention=settings["flops_convention"],
+        tolerance_pct=settings["tolerance_pct"], static_only=static_only,
+        max_batch=batch == "max", target_ci_pct=settings["target_ci_pct"], mode=settings["mode"],
+        channels_last=bool(settings["channels_last"]), compile=settings["compile"] or None,
+        autocast=bool(settings["autocast"]), cudnn_benchmark=settings["cudnn_benchmark"],
+        processes=1 if static_only else settings["processes"],
+    )
+    return [Job(batch_size=b, **common) for b in batches]

@@ -1,0 +1,367 @@
+"""Lockstep A/B timing: two live workers, one per side, timed in alternating short blocks.
+
+Why: on a shared VM the machine's speed changes over seconds (measured here: the same
+fixture at 7.3 ms in one process and 10 ms in the next, and 37 → 47 ms inside one timed
+loop), so one summary per fresh run varies by 8–15 % between runs and a run-level test
+cannot resolve a 10 % change. When the two sides are timed in blocks of ~0.1 s that
+alternate A B B A …, each block pair sees the same machine, and the per-round ratio
+ln(B/A) varied by ~2.5 % round to round on the same machine (measured, A/A).
+
+A *round* is one fresh pair of worker processes per model (the process is still the unit
+of replication: a new interpreter, allocator and memory layout each round). Inside a
+round, every adjacent (A, B) block pair gives one ratio; the round's statistic is their
+median. The gate then tests the rounds' ratios (:func:`vitbench.gate._paired_latency`).
+
+Worker protocol (``python -m vitbench.gate.lockstep JOB.json``; one JSON object per line on the
+protocol pipe, everything the model prints goes to stderr):
+
+* worker → ``{"event": "ready", ...}`` once the model is built, moved and called once;
+* ``{"cmd": "warm", "calls": N, "seconds": S}`` → untimed calls, at least N and S seconds;
+* ``{"cmd": "time", "calls": K}`` → ``{"event": "time", "samples_ms": [...]}``, one
+  synchronised sample per call (latency mode);
+* ``{"cmd": "finish"}`` → peak memory and environment, then the worker exits.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import select
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional
+
+from vitbench.records import ModelResult
+from vitbench.config.spec import Job
+
+#: Target length of one timed block (both sides run ``calls`` calls per block).
+BLOCK_S = 0.1
+#: At most this many calls per block (very fast models).
+BLOCK_MAX_CALLS = 100
+#: At least this many adjacent block pairs per round.
+MIN_BLOCK_PAIRS = 20
+#: Warm-up per side at least this long, whatever the suite says (a block must be steady).
+MIN_WARMUP_S = 0.5
+MIN_WARMUP_CALLS = 10
+
+
+# --------------------------------------------------------------------------------------
+# Worker side
+# --------------------------------------------------------------------------------------
+
+def _serve(job: Job, proto) -> int:
+    import resource
+
+    import torch
+
+    from vitbench.measure import counting
+    from vitbench.build import zoo
+    from vitbench.measure.job import (_proc_status_kib, _reset_peak_rss, configure_threads, prepare_inputs,
+                          prepare_module, read_peak_memory)
+    from vitbench.measure.timing import CudaEventTimer, HostTimer
+
+    def send(obj: dict) -> None:
+        proto.write(json.dumps(obj) + "\n")
+        proto.flush()
+
+    configure_threads(job.threads)
+    cuda = job.device == "cuda"
+    try:
+        zoo.import_zoo(job.model)
+        torch.manual_seed(0)
+        module = zoo.build_model(job.model, job.kwargs, job.image_size)
+        params = counting.count_params(module)
+        if cuda and job.cudnn_benchmark is not None:
+            torch.backends.cudnn.benchmark = job.cudnn_benchmark
+        module, context = prepare_module(job, module)
+        inputs = prepare_inputs(job, module, job.batch_size)
+    except Exception as exc:  # noqa: BLE001 - the row records it
+        send({"event": "error", "error": f"{exc.__class__.__name__}: {exc}".splitlines()[0][:500]})
+        return 0
+    if cuda:
+        timer, sync = CudaEventTimer(), torch.cuda.synchronize
+        torch.cuda.synchronize()
+        torch.cuda.empty_cache()
+        torch.cuda.reset_peak_memory_stats()
+        rss_ok, rss_before = False, None
+    else:
+        timer, sync = HostTimer(), (lambda: None)
+        rss_ok = _reset_peak_rss()
+        rss_before = _proc_status_kib("VmRSS")
+
+    def call() -> int:
+        token = timer.start()
+        module(*inputs)
+        return timer.stop(token)
+
+    with context():
+        sync()
+        try:
+            first_ns = call()
+        except Exception as exc:  # noqa: BLE001
+            send({"event": "error", "error": f"first call: {exc.__class__.__name__}: {exc}"[:500]})
+            return 0
+        send({"event": "ready", "first_call_ms": first_ns / 1e6, "params": params,
+              "torch_num_threads": torch.get_num_threads()})
+        faults = timed_calls = 0
+        for line in sys.stdin:
+            cmd = json.loads(line)
+            if cmd["cmd"] == "warm":
+                deadline = time.perf_counter() + float(cmd.get("seconds", 0))
+                samples, calls = [], 0
+                while calls < int(cmd.get("calls", 0)) or time.perf_counter() < deadline:
+                    samples.append(call() / 1e6)
+                    calls += 1
+                samples.sort()
+                send({"event": "warm", "calls": calls, "median_ms": samples[len(samples) // 2]})
+            elif cmd["cmd"] == "time":
+                before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+                samples = [call() / 1e6 for _ in range(int(cmd["calls"]))]
+                faults += resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before
+                timed_calls += len(samples)
+                send({"event": "time", "samples_ms": samples})
+            elif cmd["cmd"] == "finish":
+                break
+    out: dict[str, Any] = {"event": "finish",
+                           "minor_faults_per_call": faults / timed_calls if timed_calls else None}
+    memory = read_peak_memory(module, cuda=cuda,
+                              rss_before_inference_kib=rss_before if rss_ok else None)
+    out.update({k: memory[k] for k in ("peak_memory_mb", "peak_memory_reserved_mb",
+                                       "memory_method")})
+    send(out)
+    return 0
+
+
+def main(argv: list[str]) -> int:
+    # The protocol gets its own copy of stdout; fd 1 then points at stderr so that anything
+    # a model or library prints cannot corrupt it.
+    proto = os.fdopen(os.dup(1), "w", encoding="utf-8")
+    os.dup2(2, 1)
+    job = Job.model_validate_json(Path(argv[0]).read_text(encoding="utf-8"))
+    return _serve(job, proto)
+
+
+# --------------------------------------------------------------------------------------
+# Parent side
+# --------------------------------------------------------------------------------------
+
+class WorkerGone(Exception):
+    """The worker died, said it failed, or missed the deadline."""
+
+
+class _Worker:
+    def __init__(self, job: Job, tmp: Path, label: str):
+        from vitbench.run.runner import worker_env
+
+        self.job, self.label = job, label
+        job_path = tmp / f"job-{label}.json"
+        job_path.write_text(job.model_dump_json(), encoding="utf-8")
+        self.stderr = open(tmp / f"err-{label}.txt", "w+", encoding="utf-8", errors="replace")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "vitbench.gate.lockstep", str(job_path)],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.stderr,
+            env=worker_env(job), start_new_session=True)
+        self.buffer = b""
+
+    def send(self, obj: dict) -> None:
+        try:
+            self.proc.stdin.write((json.dumps(obj) + "\n").encode())
+            self.proc.stdin.flush()
+        except (BrokenPipeError, OSError):
+            raise WorkerGone(self._why("worker exited")) from None
+
+    def receive(self, deadline: float) -> dict:
+        fd = self.proc.stdout.fileno()
+        while b"\n" not in self.buffer:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                self.kill()
+                raise WorkerGone(f"timed out after {self.job.timeout_s:g} s (timeout_s); "
+                                 "worker killed")
+            ready, _, _ = select.select([fd], [], [], min(left, 1.0))
+            if ready:
+                chunk = os.read(fd, 65536)
+                if not chunk:
+                    self.proc.wait()
+                    raise WorkerGone(self._why("worker exited"))
+                self.buffer += chunk
+        line, self.buffer = self.buffer.split(b"\n", 1)
+        message = json.loads(line)
+        if message.get("event") == "error":
+            raise WorkerGone(message.get("error", "failed"))
+        return message
+
+    def _why(self, what: str) -> str:
+        from vitbench.run.runner import _describe_exit, _is_warning_noise
+
+        code = self.proc.poll()
+        self.stderr.seek(0)
+        tail = [x for x in self.stderr.read().splitlines()
+                if x.strip() and not _is_warning_noise(x)][-3:]
+        reason = _describe_exit(code) if code is not None else what
+        return f"worker {reason}" + (f": {' | '.join(tail)}" if tail else "")
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            try:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
+            self.proc.wait()
+
+    def close(self) -> None:
+        self.kill()
+        self.stderr.close()
+
+
+@dataclass
+class PairOutcome:
+    """One lockstep round of one model: a row per side and the block-pair ratios."""
+
+    rows: dict[str, ModelResult]
+    log_ratios: list[float] = field(default_factory=list)  # ln(median B block / median A block)
+    block_calls: int = 0
+
+    @property
+    def round_log_ratio(self) -> Optional[float]:
+        """The round's statistic: the median of its block-pair log ratios."""
+        if not self.log_ratios:
+            return None
+        ordered = sorted(self.log_ratios)
+        mid = len(ordered) // 2
+        return ordered[mid] if len(ordered) % 2 else (ordered[mid - 1] + ordered[mid]) / 2
+
+
+def _median(values: list[float]) -> float:
+    ordered = sorted(values)
+    mid = len(ordered) // 2
+    return ordered[mid] if len(ordered) % 2 else (ordered[mid - 1] + ordered[mid]) / 2
+
+
+def measure_pair(jobs: dict[str, Job], *, first: str = "A") -> PairOutcome:
+    """Time ``jobs['A']`` and ``jobs['B']`` in lockstep blocks (A B B A …, starting with
+    ``first``); a side whose worker fails becomes a failed row and the other is timed alone.
+
+    Warm-up per side: at least max(job.warmup, 10) calls and max(job.warmup_s, 0.5) s. Blocks
+    of ``calls`` calls (~0.1 s on the slower side) until each side has ``repeat`` samples and
+    ``min_time_s`` of timed time and there are at least 20 block pairs, or ``max_time_s``.
+    """
+    import math
+
+    from vitbench.stats import DRIFT_RATIO, summarize, window_spread
+
+    labels = [label for label in ("A", "B") if label in jobs]
+    rows = {label: ModelResult.for_job(jobs[label]) for label in labels}
+    outcome = PairOutcome(rows=rows)
+    samples: dict[str, list[float]] = {label: [] for label in labels}
+    finish: dict[str, dict] = {}
+    ready: dict[str, dict] = {}
+    with tempfile.TemporaryDirectory(prefix="vitbench-lockstep-") as tmp:
+        workers: dict[str, _Worker] = {}
+        deadlines = {}
+        for label in labels:  # both start together: imports are not timed
+            workers[label] = _Worker(jobs[label], Path(tmp), label)
+            deadlines[label] = time.monotonic() + jobs[label].timeout_s
+        alive = []
+
+        def drop(label: str, exc: WorkerGone) -> None:
+            status = "timeout" if "timed out" in str(exc) else "failed"
+            rows[label].status, rows[label].error = status, str(exc)[:800]
+            workers[label].kill()
+            if label in alive:
+                alive.remove(label)
+
+        def ask(label: str, cmd: dict) -> Optional[dict]:
+            try:
+                workers[label].send(cmd)
+                return workers[label].receive(deadlines[label])
+            except WorkerGone as exc:
+                drop(label, exc)
+                return None
+
+        try:
+            for label in labels:
+                try:
+                    ready[label] = workers[label].receive(deadlines[label])
+                    alive.append(label)
+                except WorkerGone as exc:
+                    drop(label, exc)
+            warm_median = {}
+            for label in list(alive):
+                job = jobs[label]
+                reply = ask(label, {"cmd": "warm", "calls": max(job.warmup, MIN_WARMUP_CALLS),
+                                    "seconds": max(job.warmup_s, MIN_WARMUP_S)})
+                if reply:
+                    warm_median[label] = reply["median_ms"]
+                    rows[label].warmup_calls = reply["calls"]
+            if alive:
+                slowest = max(warm_median[label] for label in alive) / 1000
+                calls = max(1, min(BLOCK_MAX_CALLS, int(round(BLOCK_S / max(slowest, 1e-6)))))
+                outcome.block_calls = calls
+                order = [first, *[x for x in labels if x != first]]
+                started = time.monotonic()
+                pair = 0
+                while alive:
+                    sequence = order if pair % 2 == 0 else order[::-1]
+                    block = {}
+                    for label in sequence:
+                        if label in alive:
+                            reply = ask(label, {"cmd": "time", "calls": calls})
+                            if reply:
+                                block[label] = reply["samples_ms"]
+                                samples[label].extend(reply["samples_ms"])
+                    if len(block) == 2:
+                        outcome.log_ratios.append(
+                            math.log(_median(block["B"]) / _median(block["A"])))
+                    pair += 1
+                    done = all(len(samples[x]) >= jobs[x].repeat
+                               and sum(samples[x]) / 1000 >= jobs[x].min_time_s for x in alive)
+                    if (done and pair >= MIN_BLOCK_PAIRS) or \
+                            time.monotonic() - started > max(jobs[x].max_time_s for x in labels):
+                        break
+            for label in list(alive):
+                reply = ask(label, {"cmd": "finish"})
+                if reply:
+                    finish[label] = reply
+        finally:
+            for worker in workers.values():
+                worker.close()
+
+    for label in labels:
+        row, job = rows[label], jobs[label]
+        if label not in finish:
+            continue
+        row.status = "ok"
+        row.params = ready[label]["params"]
+        row.params_m = row.params / 1e6
+        summary = summarize(samples[label])
+        row.latency_ms = summary.to_dict()
+        spread = window_spread(samples[label])
+        row.latency_ms["window_spread"] = None if spread is None else round(spread, 4)
+        row.latency_samples_ms = [round(s, 6) for s in samples[label]]
+        row.first_call_ms = ready[label]["first_call_ms"]
+        row.stopped_by = "lockstep"
+        row.calls_per_sample = 1
+        row.timer = "cuda events" if job.device == "cuda" else "host perf_counter"
+        row.throughput_img_s = job.batch_size / (summary.median / 1000)
+        row.peak_memory_mb = finish[label].get("peak_memory_mb")
+        row.peak_memory_reserved_mb = finish[label].get("peak_memory_reserved_mb")
+        row.memory_method = finish[label].get("memory_method")
+        row.minor_faults_per_call = finish[label].get("minor_faults_per_call")
+        row.environment = {"torch_num_threads": ready[label]["torch_num_threads"],
+                           "lockstep": {"block_calls": outcome.block_calls,
+                                        "block_pairs": len(outcome.log_ratios),
+                                        "first": first}}
+        if spread is not None and spread > DRIFT_RATIO:
+            row.warnings.append(f"drift: the medians of the four quarters of the timed blocks "
+                                f"differ by {spread:.2f}x (the lockstep ratio is robust to it)")
+    return outcome
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
