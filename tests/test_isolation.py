@@ -51,9 +51,9 @@ def test_worker_env_fixes_threads_and_carries_the_import_path():
     (-signal.SIGSEGV, "died with SIGSEGV"),
 ])
 def test_exit_reasons_are_readable(code, expected):
-    from vitbench.run.runner import _describe_exit
+    from vitbench.run.runner import describe_exit
 
-    assert _describe_exit(code) == expected
+    assert describe_exit(code) == expected
 
 
 SUITE = f"""

@@ -12,7 +12,7 @@ of replication: a new interpreter, allocator and memory layout each round). Insi
 round, every adjacent (A, B) block pair gives one ratio; the round's statistic is their
 median. The gate then tests the rounds' ratios (:func:`vitbench.gate._paired_latency`).
 
-Worker protocol (``python -m vitbench.gate.lockstep JOB.json``; one JSON object per line on the
+Worker protocol (``python -m vitbench.measure.lockstep_worker JOB.json``; one JSON object per line on the
 protocol pipe, everything the model prints goes to stderr):
 
 * worker → ``{"event": "ready", ...}`` once the model is built, moved and called once;
@@ -34,10 +34,10 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Optional
+from typing import Optional
 
-from vitbench.records import ModelResult
 from vitbench.config.spec import Job
+from vitbench.records import ModelResult
 
 #: Target length of one timed block (both sides run ``calls`` calls per block).
 BLOCK_S = 0.1
@@ -49,106 +49,6 @@ MIN_BLOCK_PAIRS = 20
 MIN_WARMUP_S = 0.5
 MIN_WARMUP_CALLS = 10
 
-
-# --------------------------------------------------------------------------------------
-# Worker side
-# --------------------------------------------------------------------------------------
-
-def _serve(job: Job, proto) -> int:
-    import resource
-
-    import torch
-
-    from vitbench.measure import counting
-    from vitbench.build import zoo
-    from vitbench.measure.job import (_proc_status_kib, _reset_peak_rss, configure_threads, prepare_inputs,
-                          prepare_module, read_peak_memory)
-    from vitbench.measure.timing import CudaEventTimer, HostTimer
-
-    def send(obj: dict) -> None:
-        proto.write(json.dumps(obj) + "\n")
-        proto.flush()
-
-    configure_threads(job.threads)
-    cuda = job.device == "cuda"
-    try:
-        zoo.import_zoo(job.model)
-        torch.manual_seed(0)
-        module = zoo.build_model(job.model, job.kwargs, job.image_size)
-        params = counting.count_params(module)
-        if cuda and job.cudnn_benchmark is not None:
-            torch.backends.cudnn.benchmark = job.cudnn_benchmark
-        module, context = prepare_module(job, module)
-        inputs = prepare_inputs(job, module, job.batch_size)
-    except Exception as exc:  # noqa: BLE001 - the row records it
-        send({"event": "error", "error": f"{exc.__class__.__name__}: {exc}".splitlines()[0][:500]})
-        return 0
-    if cuda:
-        timer, sync = CudaEventTimer(), torch.cuda.synchronize
-        torch.cuda.synchronize()
-        torch.cuda.empty_cache()
-        torch.cuda.reset_peak_memory_stats()
-        rss_ok, rss_before = False, None
-    else:
-        timer, sync = HostTimer(), (lambda: None)
-        rss_ok = _reset_peak_rss()
-        rss_before = _proc_status_kib("VmRSS")
-
-    def call() -> int:
-        token = timer.start()
-        module(*inputs)
-        return timer.stop(token)
-
-    with context():
-        sync()
-        try:
-            first_ns = call()
-        except Exception as exc:  # noqa: BLE001
-            send({"event": "error", "error": f"first call: {exc.__class__.__name__}: {exc}"[:500]})
-            return 0
-        send({"event": "ready", "first_call_ms": first_ns / 1e6, "params": params,
-              "torch_num_threads": torch.get_num_threads()})
-        faults = timed_calls = 0
-        for line in sys.stdin:
-            cmd = json.loads(line)
-            if cmd["cmd"] == "warm":
-                deadline = time.perf_counter() + float(cmd.get("seconds", 0))
-                samples, calls = [], 0
-                while calls < int(cmd.get("calls", 0)) or time.perf_counter() < deadline:
-                    samples.append(call() / 1e6)
-                    calls += 1
-                samples.sort()
-                send({"event": "warm", "calls": calls, "median_ms": samples[len(samples) // 2]})
-            elif cmd["cmd"] == "time":
-                before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
-                samples = [call() / 1e6 for _ in range(int(cmd["calls"]))]
-                faults += resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before
-                timed_calls += len(samples)
-                send({"event": "time", "samples_ms": samples})
-            elif cmd["cmd"] == "finish":
-                break
-    out: dict[str, Any] = {"event": "finish",
-                           "minor_faults_per_call": faults / timed_calls if timed_calls else None}
-    memory = read_peak_memory(module, cuda=cuda,
-                              rss_before_inference_kib=rss_before if rss_ok else None)
-    out.update({k: memory[k] for k in ("peak_memory_mb", "peak_memory_reserved_mb",
-                                       "memory_method")})
-    send(out)
-    return 0
-
-
-def main(argv: list[str]) -> int:
-    # The protocol gets its own copy of stdout; fd 1 then points at stderr so that anything
-    # a model or library prints cannot corrupt it.
-    proto = os.fdopen(os.dup(1), "w", encoding="utf-8")
-    os.dup2(2, 1)
-    job = Job.model_validate_json(Path(argv[0]).read_text(encoding="utf-8"))
-    return _serve(job, proto)
-
-
-# --------------------------------------------------------------------------------------
-# Parent side
-# --------------------------------------------------------------------------------------
 
 class WorkerGone(Exception):
     """The worker died, said it failed, or missed the deadline."""
@@ -163,7 +63,7 @@ class _Worker:
         job_path.write_text(job.model_dump_json(), encoding="utf-8")
         self.stderr = open(tmp / f"err-{label}.txt", "w+", encoding="utf-8", errors="replace")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "vitbench.gate.lockstep", str(job_path)],
+            [sys.executable, "-m", "vitbench.measure.lockstep_worker", str(job_path)],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.stderr,
             env=worker_env(job), start_new_session=True)
         self.buffer = b""
@@ -197,13 +97,13 @@ class _Worker:
         return message
 
     def _why(self, what: str) -> str:
-        from vitbench.run.runner import _describe_exit, _is_warning_noise
+        from vitbench.run.runner import describe_exit, is_warning_noise
 
         code = self.proc.poll()
         self.stderr.seek(0)
         tail = [x for x in self.stderr.read().splitlines()
-                if x.strip() and not _is_warning_noise(x)][-3:]
-        reason = _describe_exit(code) if code is not None else what
+                if x.strip() and not is_warning_noise(x)][-3:]
+        reason = describe_exit(code) if code is not None else what
         return f"worker {reason}" + (f": {' | '.join(tail)}" if tail else "")
 
     def kill(self) -> None:
@@ -361,7 +261,3 @@ def measure_pair(jobs: dict[str, Job], *, first: str = "A") -> PairOutcome:
             row.warnings.append(f"drift: the medians of the four quarters of the timed blocks "
                                 f"differ by {spread:.2f}x (the lockstep ratio is robust to it)")
     return outcome
-
-
-if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))

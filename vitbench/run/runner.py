@@ -159,8 +159,8 @@ def run_worker(job: Job, on_stage: Callable[[str], None] = lambda s: None) -> Mo
                 return ModelResult.model_validate_json(row_path.read_text(encoding="utf-8"))
             stderr.seek(0)
             tail = [line for line in stderr.read().splitlines()
-                    if line.strip() and not _is_warning_noise(line)][-3:]
-        reason = _describe_exit(returncode)
+                    if line.strip() and not is_warning_noise(line)][-3:]
+        reason = describe_exit(returncode)
         detail = f": {' | '.join(tail)}" if tail else ""
         return _failed_row(job, "failed", f"worker {reason}{detail}"[:800])
 
@@ -179,7 +179,7 @@ def _more_processes(job: Job, first: ModelResult, on_stage: Callable[[str], None
     return pool_processes(first, others)
 
 
-def _is_warning_noise(line: str) -> bool:
+def is_warning_noise(line: str) -> bool:
     """Library warnings on stderr say nothing about why a worker died."""
     text = line.strip()
     return "Warning:" in text or text.startswith("warnings.warn(")
@@ -199,7 +199,7 @@ def _kill(proc: subprocess.Popen) -> None:
     proc.wait()
 
 
-def _describe_exit(returncode: int) -> str:
+def describe_exit(returncode: int) -> str:
     if returncode < 0:
         name = signal.Signals(-returncode).name
         hint = " (killed: most likely out of memory)" if returncode == -signal.SIGKILL else ""
