@@ -9,14 +9,13 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import tempfile
 from pathlib import Path
 from typing import Any, Literal, Optional
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from vitbench.errors import ResultsError
+from vitbench.files import write_atomic
 
 SCHEMA = "vitbench.result/1"
 
@@ -169,13 +168,7 @@ class RunResult(BaseModel):
 
     def save(self, path: str | Path) -> Path:
         """Write atomically (temp file + rename): a crash never leaves half a file."""
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".results-", suffix=".json")
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(self.to_json())
-        os.replace(tmp, path)
-        return path
+        return write_atomic(path, self.to_json())
 
     @classmethod
     def load(cls, path: str | Path) -> "RunResult":

@@ -7,11 +7,11 @@ rules live in :mod:`vitbench.gate`, the measuring in :mod:`vitbench.gate.ab`.
 
 from __future__ import annotations
 
-import datetime as _dt
 import json
 from pathlib import Path
 from typing import Optional
 
+from vitbench.files import utc_now, utc_stamp
 import typer
 
 from vitbench.cli.app import app
@@ -155,7 +155,7 @@ def baseline(
         runs = load_results(results_paths)
         doc = build_baseline(runs, [str(p) for p in results_paths],
                              [quantile] if quantile else (),
-                             created_utc=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"))
+                             created_utc=utc_now())
     except VitbenchError as exc:
         raise _tool_error(str(exc))
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -218,7 +218,7 @@ def ab(
         err.print(f"[yellow]warning:[/yellow] {runs} runs per side cannot reach significance for "
                   f"~{tests} noisy tests at α={alpha:g}; noisy metrics will be "
                   f"INCONCLUSIVE. Use --runs {need} or more.", highlight=False)
-    stamp = _dt.datetime.now(_dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    stamp = utc_stamp()
     out_dir = out or Path("results") / "ab" / stamp
     try:
         report, _ = run_ab(a, b, runs, out_dir, overrides=overrides, config=config,
@@ -263,7 +263,7 @@ def gate_selftest(
     from vitbench.gate import GateConfig, compare_sides, side_from_results, load_results, write_report
 
     config = GateConfig(alpha=alpha, quantile=quantile)
-    stamp = _dt.datetime.now(_dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    stamp = utc_stamp()
     out_dir = out or Path("results") / "gate-selftest" / stamp
     rows = [r.strip() for r in inject.split(",") if r.strip()]
     try:

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import datetime as _dt
 from pathlib import Path
 from typing import Optional
 
+from vitbench.files import utc_stamp
 import typer
 
 from vitbench.cli.app import _fail, app
@@ -53,7 +53,7 @@ def report(
         if len(paths) == 1:
             out = paths[0].parent
         else:
-            stamp = _dt.datetime.now(_dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+            stamp = utc_stamp()
             out = Path("results") / (runs[0].suite.get("name") or "merged") / f"merged-{stamp}"
     try:
         written = write_reports(merged, out, wanted)

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 from typing import Optional
 
+from vitbench.files import utc_stamp
 import typer
 
 from vitbench.cli.app import app
@@ -42,7 +43,6 @@ def sweep(
 
       vitbench sweep timm:deit_tiny_patch16_224 --image-size 224,320,448 --time --threads 1
     """
-    import datetime as _dt
 
     from rich.table import Table
 
@@ -103,7 +103,7 @@ def sweep(
                 err.print(f"[yellow]warning:[/yellow] {point.height}×{point.width}: {point.error}",
                           highlight=False)
 
-    stamp = _dt.datetime.now(_dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    stamp = utc_stamp()
     out_dir = out or Path("results") / "sweep" / stamp
     paths = write_outputs(results, out_dir)
     console.print(f"tokens = H·W/{TOKEN_STRIDE}²; GFLOPs = 10⁹ multiply-accumulates, batch 1, "

@@ -88,7 +88,8 @@ def measure_lockstep(suite_a: Suite, suite_b: Suite, rounds: int, out_dir: Path,
     from vitbench.env import environment
     from vitbench.gate.lockstep import measure_pair
     from vitbench.records import SCHEMA
-    from vitbench.run.runner import merge_planned, plan, suite_fingerprint, utc_now
+    from vitbench.files import utc_now
+    from vitbench.run.runner import merge_planned, plan, suite_fingerprint
 
     suites = {"A": suite_a, "B": suite_b}
     results: dict[str, list[RunResult]] = {"A": [], "B": []}

@@ -11,14 +11,13 @@ from __future__ import annotations
 
 import csv
 import io
-import os
-import tempfile
 from pathlib import Path
 from typing import Any, Iterable, Optional, Sequence, Union
 
 from vitbench.conventions import FLOP_CONVENTIONS
 from vitbench.errors import ResultsError
 from vitbench.report.merge import Column, MergedReport, MergedRow, merge_runs
+from vitbench.files import write_atomic
 from vitbench.records import ModelResult, RunResult
 from vitbench.config.spec import REFERENCE_KEYS
 
@@ -560,16 +559,6 @@ def to_markdown(run: RunLike, plots: Sequence[tuple[str, str]] = (),
 
 # --- writing -------------------------------------------------------------------------------
 
-def _write_atomic(path: Path, text: str | bytes) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}-")
-    with os.fdopen(fd, "wb") as handle:
-        handle.write(text.encode("utf-8") if isinstance(text, str) else text)
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o666 & ~umask)  # readable like any other file, not mkstemp's 0600
-    os.replace(tmp, path)
-
-
 def parse_formats(value: str | Iterable[str]) -> tuple[str, ...]:
     """'md,csv,png' → ('md', 'csv', 'png'); 'all' → every format; unknown → ResultsError."""
     items = value.split(",") if isinstance(value, str) else list(value)
@@ -619,7 +608,7 @@ def write_reports(run: RunLike, out_dir: str | Path,
                 if ext in formats:
                     path = plot_dir / f"{plot.name}.{ext}"
                     rendered[ext] = _plots.render(plot.figure, ext)
-                    _write_atomic(path, rendered[ext])
+                    write_atomic(path, rendered[ext])
                     written.append(path)
             if "png" in formats:
                 plot_links.append((plot.title, f"plots/{plot.name}.png"))
@@ -633,14 +622,14 @@ def write_reports(run: RunLike, out_dir: str | Path,
             from vitbench.report.html import to_html
 
             path = out_dir / "report.html"
-            _write_atomic(path, to_html(report, [(p.name, p.title, p.caption, svgs[p.name])
+            write_atomic(path, to_html(report, [(p.name, p.title, p.caption, svgs[p.name])
                                                  for p in drawn], skipped))
             written.append(path)
     if "csv" in formats:
-        _write_atomic(out_dir / "results.csv", to_csv(report))
+        write_atomic(out_dir / "results.csv", to_csv(report))
         written.append(out_dir / "results.csv")
     if "md" in formats:
-        _write_atomic(out_dir / "results.md", to_markdown(report, plot_links,
+        write_atomic(out_dir / "results.md", to_markdown(report, plot_links,
                                                           skipped if plot_links else ()))
         written.append(out_dir / "results.md")
     return written

@@ -9,7 +9,6 @@ does not steal a core from the measurement.
 
 from __future__ import annotations
 
-import datetime as _dt
 import hashlib
 import os
 import signal
@@ -21,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Optional
 
+from vitbench.files import utc_now, utc_stamp
 from vitbench.conventions import FLOP_CONVENTIONS, UNITS
 from vitbench.records import SCHEMA, ModelResult, RunResult
 from vitbench.config.spec import Job, ModelEntry, Suite
@@ -49,12 +49,8 @@ MALLOC_ENV: dict[str, str] = {
 }
 
 
-def utc_now() -> str:
-    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
-
-
 def default_out_dir(suite: Suite, root: str | Path = "results") -> Path:
-    stamp = _dt.datetime.now(_dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    stamp = utc_stamp()
     return Path(root) / suite.name / stamp
 
 
