@@ -9,13 +9,17 @@ from __future__ import annotations
 
 import json
 import math
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, Optional
+from typing import TYPE_CHECKING, Any, Literal, Optional
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from vitbench.errors import ResultsError
 from vitbench.files import write_atomic
+
+if TYPE_CHECKING:  # stats imports numpy and scipy; the CLI starts without them
+    from vitbench.stats import Summary
 
 SCHEMA = "vitbench.result/1"
 
@@ -50,6 +54,82 @@ def compare(measured: Optional[float], printed: float, decimals: Optional[int],
     return Comparison(printed=printed, measured=measured, delta_pct=delta,
                       tolerance_pct=allowed_pct,
                       within_tolerance=abs(delta) <= allowed_pct + 1e-9, matches_printed=matches)
+
+
+# --- what each measuring stage returns (vitbench.measure); the row still stores them flat ------
+# Frozen dataclasses, not models: ``Latency`` holds a :class:`vitbench.stats.Summary`, and this
+# module must import neither torch nor numpy/scipy. vitbench.measure.row maps them onto the row.
+
+
+@dataclass(frozen=True)
+class StaticCost:
+    """Parameters and GFLOPs (multiply-accumulates) of one model, counted once at batch 1."""
+
+    params: int
+    #: the primary count; None when FLOPs were not counted or no counter could trace the model
+    gmacs: Optional[float] = None
+    #: which counter gave ``gmacs``; None when FLOPs were not counted at all (``count: false``)
+    counter: Optional[str] = None
+    crosscheck_gmacs: Optional[float] = None
+    crosscheck_counter: Optional[str] = None
+    counters_agree: Optional[bool] = None
+    #: ops the primary counter skipped, with call counts
+    uncounted_ops: dict[str, int] = field(default_factory=dict)
+    #: the skipped ops that may carry MACs
+    gap_ops: list[str] = field(default_factory=list)
+    #: ops the cross-check ran without a formula that may carry MACs, with call counts
+    crosscheck_uncounted_ops: dict[str, int] = field(default_factory=dict)
+    error: Optional[str] = None
+
+    @property
+    def flops_counted(self) -> bool:
+        return self.counter is not None
+
+
+@dataclass(frozen=True)
+class Latency:
+    """One timed loop: the raw per-call samples, in the order taken, and what they say."""
+
+    samples_ms: list[float]
+    summary: "Summary"
+    #: max/min of the medians of the loop's four quarters (None: too few samples)
+    window_spread: Optional[float]
+    first_call_ms: float
+    warmup_calls: int
+    stopped_by: str  # "minimums" | "ci-target" | "max-time"
+    timer: str  # "host perf_counter" | "cuda events"
+    calls_per_sample: int = 1
+
+    @property
+    def calls(self) -> int:
+        """Forward calls inside the timed samples."""
+        return self.summary.n * self.calls_per_sample
+
+
+@dataclass(frozen=True)
+class TimedWindow:
+    """What the instruments saw while the timed samples ran (warm-up excluded)."""
+
+    minor_faults: int
+    #: :class:`vitbench.env.ContentionMeter`'s result
+    contention: dict[str, Any]
+    foreign_cpu_pct: Optional[float]
+    contended: Optional[bool]
+    #: :meth:`vitbench.nvml.PowerSampler.summary`, or why there is none
+    gpu_telemetry: dict[str, Any]
+    #: the glibc malloc thresholds the process ran with (None: glibc's own defaults)
+    malloc: dict[str, Optional[str]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class PeakMemory:
+    """Peak memory from the first call to the last timed one (vitbench.measure.memory)."""
+
+    peak_mib: Optional[float]
+    method: str
+    reserved_mib: Optional[float] = None  # CUDA: what the caching allocator held
+    #: CPU: the parts of ``peak_mib`` (weights, the rise of peak RSS, the RSS it rose from)
+    parts: Optional[dict[str, float]] = None
 
 
 class ModelResult(BaseModel):
