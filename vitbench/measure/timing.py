@@ -21,20 +21,27 @@ divided by their number:
 Timers are pluggable: :class:`HostTimer` (a clock, default ``perf_counter_ns``, plus a
 ``sync`` callable) and :class:`CudaEventTimer` (a pair of CUDA events around the block;
 the time is the GPU's own). The clock is injectable so the statistics can be tested exactly.
+
+Two primitives do the timing: :func:`time_call` (one timer start/stop around back-to-back
+calls: the first call, warm-up) and :func:`time_block` (timed samples with the garbage
+collector off, since a collection inside a sample is the harness's cost, not the model's).
+:func:`time_calls` runs the protocol above with them; the lockstep worker
+(:mod:`vitbench.measure.lockstep_worker`) calls them on the parent's command.
 """
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import math
 import time
 from dataclasses import dataclass, field
-import contextlib
-from typing import Any, Callable, ContextManager, Optional
+from typing import Any, Callable, ContextManager, Iterator, Optional
 
-from vitbench.stats import relative_ci_halfwidth_pct
+from vitbench.records import Latency
+from vitbench.stats import relative_ci_halfwidth_pct, summarize, window_spread
 
-Clock = Callable[[], int]  # nanoseconds
+ClockNs = Callable[[], int]
 
 #: ``calls_per_sample=0`` (throughput mode's default) picks blocks of at least this long ...
 AUTO_BLOCK_S = 0.05
@@ -69,6 +76,14 @@ class Timing:
     timed_s: float = 0.0  # sum of the timed samples (the loop's busy time)
     extra: dict = field(default_factory=dict)
 
+    def latency(self) -> Latency:
+        """The typed outcome: these samples with their summary and window spread."""
+        return Latency(samples_ms=list(self.samples_ms), summary=summarize(self.samples_ms),
+                       window_spread=window_spread(self.samples_ms),
+                       first_call_ms=self.first_call_ms, warmup_calls=self.warmup_calls,
+                       stopped_by=self.stopped_by, timer=self.timer,
+                       calls_per_sample=self.calls_per_sample)
+
 
 def _no_sync() -> None:
     return None
@@ -79,7 +94,7 @@ class HostTimer:
 
     name = "host perf_counter"
 
-    def __init__(self, clock: Clock = time.perf_counter_ns, sync: Callable[[], None] = _no_sync):
+    def __init__(self, clock: ClockNs = time.perf_counter_ns, sync: Callable[[], None] = _no_sync):
         self.clock, self.sync = clock, sync
 
     def start(self) -> Any:
@@ -117,7 +132,40 @@ class CudaEventTimer:
         return int(round(token.elapsed_time(end) * 1e6))
 
 
-def time_calls(fn: Callable[[], object], protocol: Protocol, *, clock: Clock = time.perf_counter_ns,
+def time_call(fn: Callable[[], object], timer, calls: int = 1) -> int:
+    """Nanoseconds for ``calls`` back-to-back calls of ``fn`` between one start and one stop
+    of ``timer``. The garbage collector is left as it is (the first call, warm-up)."""
+    token = timer.start()
+    for _ in range(calls):
+        fn()
+    return timer.stop(token)
+
+
+@contextlib.contextmanager
+def gc_paused() -> Iterator[None]:
+    """The garbage collector off inside the block, back as it was after (nests)."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
+def time_block(fn: Callable[[], object], samples: int, timer, *,
+               calls_per_sample: int = 1) -> list[int]:
+    """``samples`` timed samples of ``calls_per_sample`` calls each, with the garbage
+    collector off; nanoseconds per sample (the whole sample, not per call).
+
+    Allocations made meanwhile still count towards the collector's thresholds, so the
+    collection they trigger runs after the block, outside every sample.
+    """
+    with gc_paused():
+        return [time_call(fn, timer, calls_per_sample) for _ in range(samples)]
+
+
+def time_calls(fn: Callable[[], object], protocol: Protocol, *, clock: ClockNs = time.perf_counter_ns,
                sync: Callable[[], None] = _no_sync, timer=None,
                around_timed: Optional[Callable[[], ContextManager]] = None) -> Timing:
     """Run ``fn`` under ``protocol`` and return the raw per-call samples.
@@ -128,18 +176,13 @@ def time_calls(fn: Callable[[], object], protocol: Protocol, *, clock: Clock = t
     left after the last (power sampling, CPU-contention accounting): warm-up is outside it.
     """
     timer = timer or HostTimer(clock, sync)
-    def block(calls: int) -> int:
-        token = timer.start()
-        for _ in range(calls):
-            fn()
-        return timer.stop(token)
 
     sync()
-    first_ns = block(1)
+    first_ns = time_call(fn, timer)
 
     warm_calls, warm_ns = 0, 0
     while warm_calls < protocol.warmup or warm_ns < protocol.warmup_s * 1e9:
-        warm_ns += block(1)
+        warm_ns += time_call(fn, timer)
         warm_calls += 1
 
     per_sample = int(protocol.calls_per_sample)
@@ -154,7 +197,7 @@ def time_calls(fn: Callable[[], object], protocol: Protocol, *, clock: Clock = t
 
     def timed_loop() -> None:
         while True:
-            spent = block(per_sample)
+            spent = time_block(fn, 1, timer, calls_per_sample=per_sample)[0]
             samples_ns.append(spent / per_sample)
             state["elapsed_ns"] += spent
             if state["elapsed_ns"] >= max_ns:
@@ -173,15 +216,9 @@ def time_calls(fn: Callable[[], object], protocol: Protocol, *, clock: Clock = t
                 return
 
     gc.collect()
-    gc_was_enabled = gc.isenabled()
-    gc.disable()  # a collection inside a sample is the harness's cost, not the model's
     context = around_timed() if around_timed is not None else contextlib.nullcontext()
-    try:
-        with context:
-            timed_loop()
-    finally:
-        if gc_was_enabled:
-            gc.enable()
+    with gc_paused(), context:  # off for the whole loop, the stopping rules' work included
+        timed_loop()
     return Timing(
         samples_ms=[s / 1e6 for s in samples_ns],
         first_call_ms=first_ns / 1e6,
