@@ -152,10 +152,6 @@ def nvml_details(index: int = 0) -> dict[str, Any]:
     return device_info(index)
 
 
-def _text(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
-
-
 #: A row is marked ``contended`` when other processes used more than this share (%) of the
 #: machine's CPU capacity while it was being timed.
 CONTENDED_FOREIGN_PCT = 5.0

@@ -32,6 +32,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Optional
 
+from vitbench.config.spec import Job
+
 DEFAULT_MODELS = ("timm:resnet18", "timm:deit_tiny_patch16_224", "timm:pvt_v2_b0")
 
 #: timm benchmark.py's defaults (--num-warm-iter, --num-bench-iter).
@@ -108,29 +110,51 @@ def _measured(fn: Callable[[], dict[str, Any]]) -> dict[str, Any]:
     return result
 
 
+def selfcheck_job(model: str, *, threads: int, image_size: int, **timing: Any) -> Job:
+    """The job selfcheck times: ``model`` on the CPU at batch 1, timing only (no FLOP count);
+    ``timing`` sets protocol fields (``warmup``, ``repeat``, ...). Every other setting is the
+    built-in default, resolved as a suite's row is."""
+    from vitbench.config.spec import ModelEntry, Suite
+    from vitbench.config.suite import resolve_jobs
+
+    entry = ModelEntry(name=model, model=model, image_size=image_size, batch_size=1,
+                       device="cpu", threads=threads, processes=1, **timing)
+    job = resolve_jobs(Suite(name="selfcheck", models=[entry]), entry)[0]
+    return job.model_copy(update={"count": False})
+
+
 def agreement(model: str, *, threads: int = 1, image_size: int = 224, warmup: int = 10,
               min_time_s: float = 1.5, repeat: int = 30, rounds: int = 5) -> Check:
     """Time one model four ways in this process, in interleaved rounds (module docstring).
 
     ``min_time_s`` and ``repeat`` are per method per round.
     """
+    from vitbench.measure.session import DeviceSession
+
+    check = Check(model=model, threads=threads, image_size=image_size)
+    with DeviceSession(selfcheck_job(model, threads=threads, image_size=image_size)) as session:
+        _agree(check, session, warmup=warmup, min_time_s=min_time_s, repeat=repeat,
+               rounds=rounds)
+    return check
+
+
+def _agree(check: Check, session, *, warmup: int, min_time_s: float, repeat: int,
+           rounds: int) -> None:
     import torch
     import torch.utils.benchmark as tbench
 
     from vitbench.build import zoo
-    from vitbench.measure.job import configure_threads
-    from vitbench.stats import summarize
     from vitbench.measure.timing import Protocol, time_calls
+    from vitbench.stats import summarize
 
-    check = Check(model=model, threads=threads, image_size=image_size)
-    configure_threads(threads)
+    size = (check.image_size, check.image_size)
     try:
         torch.manual_seed(0)
-        module = zoo.build_model(model, {}, (image_size, image_size))
-        inputs = zoo.example_inputs(module, 1, (image_size, image_size))
+        module = zoo.build_model(check.model, {}, size)
+        inputs = zoo.example_inputs(module, 1, size)
     except Exception as exc:  # noqa: BLE001 - reported on the check, the others go on
         check.error = f"{exc.__class__.__name__}: {exc}"
-        return check
+        return
 
     def forward():
         return module(*inputs)
@@ -139,7 +163,8 @@ def agreement(model: str, *, threads: int = 1, image_size: int = 224, warmup: in
 
     def ours() -> dict[str, Any]:
         timing = time_calls(forward, Protocol(warmup=warm["calls"], repeat=repeat,
-                                              min_time_s=min_time_s))
+                                              min_time_s=min_time_s),
+                            sync=session.sync, timer=session.timer)
         summary = summarize(timing.samples_ms)
         return {"ms": summary.median, "n": summary.n, "statistic": "median",
                 "ci_halfwidth_pct": round(summary.ci_halfwidth_pct, 2)}
@@ -168,7 +193,7 @@ def agreement(model: str, *, threads: int = 1, image_size: int = 224, warmup: in
 
     def torch_timer() -> dict[str, Any]:
         timer = tbench.Timer(stmt="forward()", globals={"forward": forward},
-                             num_threads=threads)
+                             num_threads=check.threads)
         measurement = timer.blocked_autorange(min_run_time=min_time_s)
         return {"ms": measurement.median * 1000, "n": len(measurement.times),
                 "statistic": "median of blocks", "block_calls": measurement.number_per_run}
@@ -199,20 +224,15 @@ def agreement(model: str, *, threads: int = 1, image_size: int = 224, warmup: in
             "foreign_cpu_pct": max(r.get("foreign_cpu_pct") or 0 for r in results),
             **({"errors": errors} if errors else {}),
         }
-    return check
 
 
 def invocations(check: Check, count: int, *, warmup: int = 10, min_time_s: float = 1.5,
                 repeat: int = 30, timeout_s: float = 300) -> None:
     """Time ``check.model`` in ``count`` fresh worker processes; fills ``check.invocations``."""
     from vitbench.run.runner import run_worker
-    from vitbench.config.spec import Job
 
-    job = Job(name=check.model, model=check.model, kwargs={},
-              image_size=(check.image_size, check.image_size), batch_size=1, device="cpu",
-              dtype="float32", threads=check.threads, warmup=warmup, warmup_s=0.0,
-              repeat=repeat, min_time_s=min_time_s, max_time_s=60.0, timeout_s=timeout_s,
-              flops_convention="matmul-only", tolerance_pct=5.0, count=False)
+    job = selfcheck_job(check.model, threads=check.threads, image_size=check.image_size,
+                        warmup=warmup, repeat=repeat, min_time_s=min_time_s, timeout_s=timeout_s)
     for index in range(count):
         started = time.perf_counter()
         row = run_worker(job)
@@ -250,7 +270,7 @@ def run_selfcheck(models=DEFAULT_MODELS, *, threads: int = 1, image_size: int = 
 
     env["load_average_1m_after"] = load_average()
     return {
-        "kind": "vitbench.selfcheck/1",
+        "schema": "vitbench.selfcheck/1",
         "settings": {"threads": threads, "image_size": image_size, "batch_size": 1,
                      "min_time_s": min_time_s, "rounds": rounds,
                      "invocations": invocation_count,
