@@ -26,42 +26,70 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+def setting(builtin: Any, description: str, *, flag: Optional[str] = None,
+            default_text: Optional[str] = None, **constraints: Any) -> Any:
+    """Declare a setting once: its built-in default, its help text and its command-line flag.
+
+    Every layer (suite defaults, entry, command line) may leave a setting unset (``None``);
+    :data:`BUILTIN_DEFAULTS` and the ``vitbench run`` options are derived from these fields.
+    """
+    extra = {"builtin": builtin, "flag": flag}
+    if default_text is not None:
+        extra["default_text"] = default_text
+    return Field(None, description=description, json_schema_extra=extra, **constraints)
+
+
 class Settings(_Strict):
     """How to measure a model. Every field is optional so entries and defaults can be partial."""
 
-    image_size: Optional[Union[int, tuple[int, int]]] = Field(
-        None, description="input side in pixels, or [height, width]")
-    batch_size: Optional[Union[int, list[int], Literal["max"]]] = Field(
-        None, description="images per forward pass; a list sweeps (one row each); "
-                          "'max' finds the largest batch that fits (cuda)")
-    device: Optional[Device] = None
-    dtype: Optional[DType] = None
-    threads: Optional[int] = Field(None, ge=1, description="CPU threads for torch (intra-op)")
-    warmup: Optional[int] = Field(None, ge=0, description="untimed iterations before timing")
-    warmup_s: Optional[float] = Field(None, ge=0, description="and at least this many seconds")
-    repeat: Optional[int] = Field(None, ge=1, description="timed iterations, at least")
-    min_time_s: Optional[float] = Field(None, ge=0, description="timed seconds, at least")
-    max_time_s: Optional[float] = Field(None, gt=0, description="stop timing after this long")
-    timeout_s: Optional[float] = Field(None, gt=0, description="kill a model's worker after this")
-    processes: Optional[int] = Field(
-        None, ge=1, description="fresh worker processes that time each row; their samples are "
-                                "pooled and the spread between their medians is reported")
-    flops_convention: Optional[FlopConvention] = None
-    tolerance_pct: Optional[float] = Field(None, ge=0, description="allowed |Δ%| vs printed")
-    target_ci_pct: Optional[float] = Field(
-        None, gt=0, description="time on past the minimums until the median's 95% CI "
-                                "half-width is within this % of it (or max_time_s)")
-    mode: Optional[Literal["latency", "throughput"]] = Field(
-        None, description="latency: sync after every call; throughput: time blocks of calls, "
-                          "sync only at block ends")
-    channels_last: Optional[bool] = Field(None, description="NHWC memory format for model and input")
-    compile: Optional[Union[Literal[False], CompileMode]] = Field(
-        None, description="torch.compile mode, or false")
-    autocast: Optional[bool] = Field(
-        None, description="keep float32 weights and run under torch.autocast(dtype) "
-                          "instead of casting the model to dtype")
-    cudnn_benchmark: Optional[bool] = Field(
-        None, description="set torch.backends.cudnn.benchmark (default: leave torch's value)")
+    image_size: Optional[Union[int, tuple[int, int]]] = setting(
+        224, "input side in pixels, or [height, width] (on the command line N or HxW)",
+        flag="--image-size")
+    batch_size: Optional[Union[int, list[int], Literal["max"]]] = setting(
+        1, "images per forward pass; a list sweeps (one row each; N,N,… on the command line); "
+           "'max' finds the largest batch that fits (cuda)", flag="--batch-size")
+    device: Optional[Device] = setting("cpu", "cpu | cuda | auto", flag="--device")
+    dtype: Optional[DType] = setting("float32", "float32 | float16 | bfloat16", flag="--dtype")
+    threads: Optional[int] = setting(
+        None, "CPU threads for torch (intra-op)", flag="--threads",
+        default_text="usable CPUs − 1, at least 1", ge=1)
+    warmup: Optional[int] = setting(10, "untimed iterations before timing", flag="--warmup", ge=0)
+    warmup_s: Optional[float] = setting(0.0, "and at least this many seconds of warm-up",
+                                        flag="--warmup-time", ge=0)
+    repeat: Optional[int] = setting(50, "timed iterations, at least", flag="--repeat", ge=1)
+    min_time_s: Optional[float] = setting(1.0, "timed seconds, at least", flag="--min-time", ge=0)
+    max_time_s: Optional[float] = setting(60.0, "stop timing a row after this many seconds",
+                                          flag="--max-time", gt=0)
+    timeout_s: Optional[float] = setting(900.0, "seconds before a model's worker is killed",
+                                         flag="--timeout", gt=0)
+    # A process's speed is a state of its own on a shared VM (measured: 7.3 vs 10 ms for the
+    # same model in two processes), so one process per row cannot be trusted alone.
+    processes: Optional[int] = setting(
+        3, "fresh worker processes that time each row; their samples are pooled and the "
+           "spread between their medians is reported", flag="--processes", ge=1)
+    flops_convention: Optional[FlopConvention] = setting(
+        DEFAULT_FLOP_CONVENTION, "what GFLOPs count: matmul-only | fvcore (also norms)",
+        flag="--flops-convention")
+    tolerance_pct: Optional[float] = setting(
+        DEFAULT_TOLERANCE_PCT, "allowed |Δ%| vs printed (widened to the printed precision)",
+        flag="--tolerance", ge=0)
+    target_ci_pct: Optional[float] = setting(
+        None, "time on past the minimums until the median's 95% CI half-width is within this "
+              "% of it (or max_time_s)", flag="--target-ci", default_text="off", gt=0)
+    mode: Optional[Literal["latency", "throughput"]] = setting(
+        "latency", "latency: sync after every call; throughput: time blocks of calls, sync only "
+                   "at block ends", flag="--mode")
+    channels_last: Optional[bool] = setting(False, "NHWC memory format for model and input",
+                                            flag="--channels-last")
+    compile: Optional[Union[Literal[False], CompileMode]] = setting(
+        False, "torch.compile mode: off | default | reduce-overhead | max-autotune",
+        flag="--compile")
+    autocast: Optional[bool] = setting(
+        False, "keep float32 weights and run under torch.autocast(dtype) instead of casting "
+               "the model to dtype", flag="--autocast")
+    cudnn_benchmark: Optional[bool] = setting(
+        None, "set torch.backends.cudnn.benchmark", flag="--cudnn-benchmark",
+        default_text="leave torch's value (recorded either way)")
 
     @field_validator("batch_size", mode="before")
     @classmethod
@@ -106,29 +134,7 @@ class Settings(_Strict):
 
 #: Values every setting falls back to when neither the suite nor the command line sets it.
 BUILTIN_DEFAULTS: dict[str, Any] = {
-    "image_size": 224,
-    "batch_size": 1,
-    "device": "cpu",
-    "dtype": "float32",
-    "threads": None,  # None: usable CPUs - 1, at least 1 (see vitbench.env.default_threads)
-    "warmup": 10,
-    "warmup_s": 0.0,
-    "repeat": 50,
-    "min_time_s": 1.0,
-    "max_time_s": 60.0,
-    "timeout_s": 900.0,
-    # A process's speed is a state of its own on a shared VM (measured: 7.3 vs 10 ms for the
-    # same model in two processes), so one process per row cannot be trusted alone.
-    "processes": 3,
-    "flops_convention": DEFAULT_FLOP_CONVENTION,
-    "tolerance_pct": DEFAULT_TOLERANCE_PCT,
-    "target_ci_pct": None,  # None: stop at the minimums (repeat and min_time_s)
-    "mode": "latency",
-    "channels_last": False,
-    "compile": False,
-    "autocast": False,
-    "cudnn_benchmark": None,  # None: leave torch's setting (recorded either way)
-}
+    name: field.json_schema_extra["builtin"] for name, field in Settings.model_fields.items()}
 
 
 class Reference(_Strict):

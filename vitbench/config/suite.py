@@ -205,18 +205,13 @@ def resolve_jobs(suite: Suite, entry: ModelEntry, overrides: Optional[dict[str, 
     image_size = (size, size) if isinstance(size, int) else tuple(size)
     batch = settings["batch_size"]
     batches = [1] if batch == "max" else list(batch) if isinstance(batch, list) else [batch]
-    common = dict(
+    # Settings and Job share their names; only these need resolving into a Job's terms.
+    common = {key: value for key, value in settings.items() if key in Job.model_fields}
+    common.update(
         name=entry.name, model=entry.model or "", kwargs=dict(entry.kwargs),
-        image_size=image_size,
-        device=resolve_device(settings["device"]), dtype=settings["dtype"],
-        threads=settings["threads"] or default_threads(),
-        warmup=settings["warmup"], warmup_s=settings["warmup_s"], repeat=settings["repeat"],
-        min_time_s=settings["min_time_s"], max_time_s=settings["max_time_s"],
-        timeout_s=settings["timeout_s"], flops_convention=settings["flops_convention"],
-        tolerance_pct=settings["tolerance_pct"], static_only=static_only,
-        max_batch=batch == "max", target_ci_pct=settings["target_ci_pct"], mode=settings["mode"],
-        channels_last=bool(settings["channels_last"]), compile=settings["compile"] or None,
-        autocast=bool(settings["autocast"]), cudnn_benchmark=settings["cudnn_benchmark"],
-        processes=1 if static_only else settings["processes"],
-    )
+        image_size=image_size, device=resolve_device(settings["device"]),
+        threads=settings["threads"] or default_threads(), compile=settings["compile"] or None,
+        static_only=static_only, max_batch=batch == "max",
+        processes=1 if static_only else settings["processes"])
+    del common["batch_size"]
     return [Job(batch_size=b, **common) for b in batches]
