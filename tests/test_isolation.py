@@ -74,7 +74,7 @@ def isolation_run(tmp_path_factory):
     from vitbench.config.suite import parse_suite
 
     out = tmp_path_factory.mktemp("isolation")
-    run = run_suite(parse_suite(SUITE, "isolation.yaml"), out_dir=out, write_derived=False)
+    run = run_suite(parse_suite(SUITE, "isolation.yaml"), out_dir=out)
     return {(r.name, r.batch_size): r for r in run.results}, run, out
 
 
