@@ -15,11 +15,62 @@ from vitbench.config.suite import load_suite
 runner = CliRunner()
 
 
-@pytest.mark.parametrize("command", ["run", "validate", "models", "show"])
+def command_names():
+    return sorted(info.name or info.callback.__name__.replace("_", "-")
+                  for info in app.registered_commands)
+
+
+def test_the_help_lists_every_command():
+    listed = runner.invoke(app, ["--help"]).output
+    assert len(command_names()) >= 13
+    assert all(name in listed for name in command_names())
+
+
+@pytest.mark.parametrize("command", command_names())
 def test_every_command_teaches_in_its_help(command):
     result = runner.invoke(app, [command, "--help"])
     assert result.exit_code == 0
     assert "Example" in result.output
+
+
+def test_every_setting_has_its_run_option_with_help_and_default():
+    from vitbench.config.spec import Settings
+
+    help_text = " ".join(runner.invoke(app, ["run", "--help"], terminal_width=200).output.split())
+    for name, field in Settings.model_fields.items():
+        flag = field.json_schema_extra["flag"]
+        assert flag in help_text, name
+        assert " ".join(field.description.split()) in help_text, name
+    assert "[default: 50]" in help_text and "[default: usable CPUs − 1, at least 1]" in help_text
+
+
+@pytest.mark.parametrize("args, code", [
+    (["run", "--no-such-option", "x.yaml"], 2),      # click's usage error
+    (["compare", "--no-such-option", "a", "b"], 2),  # never the gate's INCONCLUSIVE (3)
+    (["run", "tests/data/tiny.yaml", "--device", "tpu"], 2),
+    (["show", "no/such/results.json"], 2),
+])
+def test_usage_and_input_errors_exit_2_on_every_command(args, code, repo_root, monkeypatch):
+    from vitbench.errors import ExitCode
+
+    monkeypatch.chdir(repo_root)
+    result = runner.invoke(app, args)
+    assert result.exit_code == code == ExitCode.BAD_INPUT != ExitCode.INCONCLUSIVE
+    assert "Traceback" not in result.output
+
+
+def test_an_internal_error_is_one_line_and_exit_4(tmp_path):
+    """A crash is neither a failed row (1) nor bad input (2): the entry point says so."""
+    script = ("import vitbench.cli.results as r, sys\n"
+              "def boom(*a, **k): raise RuntimeError('boom\\nsecond line')\n"
+              "import vitbench.records; vitbench.records.RunResult.load = boom\n"
+              "sys.argv = ['vitbench', 'show', 'x.json']\n"
+              "from vitbench.cli import main; main()\n")
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                            cwd=tmp_path, timeout=120)
+    assert result.returncode == 4
+    assert "internal error: RuntimeError: boom" in result.stderr
+    assert "Traceback" not in result.stderr and "second line" not in result.stderr
 
 
 def test_validate_ok_and_broken(tmp_path, repo_root):

@@ -6,6 +6,8 @@ imported below, explicitly (nothing imports back up into this package).
 """
 
 from vitbench.cli.app import app, main
-from vitbench.cli import agreement, gate, profile, report, selfcheck, sweep  # noqa: F401, E402
+# Each import registers its commands; the order is the order of `vitbench --help`.
+from vitbench.cli import run, suites, results  # noqa: F401, E402
+from vitbench.cli import report, agreement, gate, profile, sweep, selfcheck  # noqa: F401, E402
 
 __all__ = ["app", "main"]

@@ -41,14 +41,30 @@ def selfcheck(
 
       vitbench selfcheck --threads 1 --invocations 3
     """
-    from rich.table import Table
-
     from vitbench.cli.console import err, out as stdout
+    from vitbench.files import write_atomic
     from vitbench.tools.selfcheck import DEFAULT_MODELS, run_selfcheck
 
     report = run_selfcheck(models or DEFAULT_MODELS, threads=threads, image_size=image_size,
                            invocation_count=invocation_count, min_time_s=min_time, rounds=rounds,
-                           on_progress=lambda message: err.print(f"[dim]{message}[/dim]"))
+                           on_progress=lambda message: err.print(message, style="dim", markup=False))
+    stdout.print(selfcheck_table(report, image_size=image_size, threads=threads,
+                                 invocation_count=invocation_count))
+    stdout.print("÷ = vitbench / reference from the per-round ratios of interleaved rounds "
+                 "(Hodges–Lehmann, [95 % CI]; 1.00: no harness overhead). Spread = max/min of the "
+                 "medians of fresh `vitbench run`-style worker processes. Foreign CPU = other "
+                 "processes' share of the machine while timing (range over all timings of the "
+                 "row); above 5 % the machine, not the harness, sets the spread.",
+                 style="dim", markup=False)
+    write_atomic(out, json.dumps(report, indent=1, default=str))
+    stdout.print(f"Report: {out} (took {report['wall_s']} s)", markup=False, highlight=False)
+
+
+def selfcheck_table(report: dict, *, image_size: int, threads: int, invocation_count: int):
+    """The selfcheck report as a terminal table: one row per model, methods side by side."""
+    from rich.markup import escape
+    from rich.table import Table
+
     table = Table(title=f"vitbench selfcheck — batch 1, {image_size}px, {threads} thread(s), "
                         "CPU", header_style="bold")
     table.add_column("model", no_wrap=True)
@@ -60,12 +76,12 @@ def selfcheck(
     for check in report["checks"]:
         methods = check["methods"]
         if check["error"]:
-            table.add_row(check["model"], f"[red]{check['error']}[/red]", *[""] * 10)
+            table.add_row(escape(check["model"]), f"[red]{escape(check['error'])}[/red]", *[""] * 10)
             continue
         foreign = [m.get("foreign_cpu_pct") for m in methods.values() if m.get("foreign_cpu_pct") is not None]
         foreign += [i.get("foreign_cpu_pct") for i in check["invocations"] if i.get("foreign_cpu_pct") is not None]
         table.add_row(
-            check["model"].split(":", 1)[1],
+            escape(check["model"].split(":", 1)[1]),
             *(_fmt(methods.get(name, {}).get("ms")) for name in
               ("vitbench", "bare loop", "timm method", "torch Timer")),
             *(_ratio(check, key) for key in ("bare_loop", "timm_method", "torch_timer")),
@@ -73,12 +89,4 @@ def selfcheck(
             _fmt(check["spread_max_over_min"], 3),
             f"{min(foreign):.0f}–{max(foreign):.0f}" if foreign else "–",
         )
-    stdout.print(table)
-    stdout.print("[dim]÷ = vitbench / reference from the per-round ratios of interleaved rounds (Hodges–Lehmann, "
-                 "[95 % CI]; 1.00: no harness overhead). Spread = "
-                 "max/min of the medians of fresh `vitbench run`-style worker processes. Foreign "
-                 "CPU = other processes' share of the machine while timing (range over all "
-                 "timings of the row); above 5 % the machine, not the harness, sets the spread."
-                 "[/dim]")
-    out.write_text(json.dumps(report, indent=1, default=str), encoding="utf-8")
-    stdout.print(f"Report: [bold]{out}[/bold] (took {report['wall_s']} s)", highlight=False)
+    return table

@@ -6,10 +6,12 @@ import json
 from pathlib import Path
 from typing import Optional
 
-from vitbench.files import utc_stamp
 import typer
 
-from vitbench.cli.app import app
+from vitbench.cli.app import app, fail
+from vitbench.conventions import FLOP_CONVENTIONS, FlopConvention
+from vitbench.errors import ExitCode
+from vitbench.files import utc_stamp
 
 
 @app.command()
@@ -24,7 +26,8 @@ def sweep(
     threads: Optional[int] = typer.Option(None, "--threads", min=1, help="CPU threads when timing"),
     warmup: int = typer.Option(2, "--warmup", min=0, help="untimed calls per size when timing"),
     repeat: int = typer.Option(5, "--repeat", min=1, help="timed calls per size when timing"),
-    flops_convention: str = typer.Option("matmul-only", "--flops-convention", help="matmul-only | fvcore"),
+    flops_convention: FlopConvention = typer.Option("matmul-only", "--flops-convention",
+                                                    help="what GFLOPs count"),
     out: Optional[Path] = typer.Option(None, "--out", "-o",
                                        help="folder for sweep.json/.csv/.png [default: results/sweep/UTC-STAMP]"),
 ) -> None:
@@ -43,72 +46,64 @@ def sweep(
 
       vitbench sweep timm:deit_tiny_patch16_224 --image-size 224,320,448 --time --threads 1
     """
-
-    from rich.table import Table
-
-    from vitbench.cli.app import EXIT_BAD_INPUT, _fail
     from vitbench.cli.console import err, out as console
-    from vitbench.conventions import FLOP_CONVENTIONS
     from vitbench.errors import VitbenchError
     from vitbench.tools.sweep import TOKEN_STRIDE, parse_sizes, sweep as run_sweep, write_outputs
 
-    if flops_convention not in FLOP_CONVENTIONS:
-        raise _fail(f"--flops-convention: expected one of {', '.join(FLOP_CONVENTIONS)}")
     try:
         sizes = parse_sizes(image_size)
         extra = json.loads(kwargs) if kwargs else {}
         if not isinstance(extra, dict):
             raise VitbenchError("--kwargs: expected a JSON object")
+        results = []
+        for model in models:
+            results.append(run_sweep(
+                model, sizes, extra, convention=flops_convention, time=time, threads=threads,
+                warmup=warmup, repeat=repeat,
+                on_point=lambda m, model=model: err.print(f"{model}: {m}", style="dim",
+                                                          markup=False, highlight=False)))
+            print_sweep(results[-1], timed=time)
     except json.JSONDecodeError as exc:
-        raise _fail(f"--kwargs: not valid JSON ({exc.msg})")
+        raise fail(f"--kwargs: not valid JSON ({exc.msg})") from None
     except VitbenchError as exc:
-        raise _fail(str(exc))
-
-    results = []
-    for model in models:
-        try:
-            result = run_sweep(model, sizes, extra, convention=flops_convention, time=time,
-                               threads=threads, warmup=warmup, repeat=repeat,
-                               on_point=lambda m, model=model: err.print(f"[dim]{model}: {m}[/dim]",
-                                                                         highlight=False))
-        except VitbenchError as exc:
-            raise _fail(str(exc), EXIT_BAD_INPUT)
-        results.append(result)
-
-        table = Table(title=f"{model} — cost vs. resolution", title_justify="left")
-        for column in ("H×W", "tokens", "params M", "GFLOPs", "attention GFLOPs", "attention %",
-                       "local exp."):
-            table.add_column(column, justify="right")
-        if time:
-            table.add_column("latency ms", justify="right")
-            table.add_column("peak MiB", justify="right")
-        for point, local in zip(result.points, result.local_exponents):
-            share = (f"{100 * point.attention_gflops / point.gflops:.1f}"
-                     if point.gflops and point.attention_gflops is not None else "–")
-            cells = [f"{point.height}×{point.width}", f"{point.tokens:g}",
-                     f"{point.params_m:.2f}" if point.params_m else "–",
-                     f"{point.gflops:.3f}" if point.gflops is not None else (point.error or "–"),
-                     f"{point.attention_gflops:.3f}" if point.attention_gflops is not None else "–",
-                     share, f"{local:.2f}" if local is not None else "–"]
-            if time:
-                cells += [f"{point.latency_ms:.1f}" if point.latency_ms else "–",
-                          f"{point.peak_memory_mb:.0f}" if point.peak_memory_mb else "–"]
-            table.add_row(*cells)
-        console.print(table)
-        fitted = ", ".join(f"{name} {fit.exponent:.2f} (R² {fit.r2:.3f})"
-                           for name, fit in result.fits.items() if fit is not None)
-        console.print(f"fitted exponent of cost vs. tokens: {fitted}", highlight=False)
-        for point in result.points:
-            if point.error:
-                err.print(f"[yellow]warning:[/yellow] {point.height}×{point.width}: {point.error}",
-                          highlight=False)
-
-    stamp = utc_stamp()
-    out_dir = out or Path("results") / "sweep" / stamp
-    paths = write_outputs(results, out_dir)
+        raise fail(str(exc)) from None
+    paths = write_outputs(results, out or Path("results") / "sweep" / utc_stamp())
     console.print(f"tokens = H·W/{TOKEN_STRIDE}²; GFLOPs = 10⁹ multiply-accumulates, batch 1, "
                   f"{flops_convention}: {FLOP_CONVENTIONS[flops_convention]}", highlight=False)
     console.print(f"attention = scaled_dot_product_attention + matmul/bmm/einsum products; "
                   f"written: {paths['csv']}, {paths['json']}, {paths['png']}", highlight=False)
     if any(p.error for r in results for p in r.points):
-        raise typer.Exit(1)
+        raise typer.Exit(ExitCode.FAILED)
+
+
+def print_sweep(result, *, timed: bool) -> None:
+    """One model's sweep as a terminal table, its fitted exponents, and the sizes that failed."""
+    from rich.markup import escape
+    from rich.table import Table
+
+    from vitbench.cli.console import err, out as console
+
+    table = Table(title=f"{escape(result.model)} — cost vs. resolution", title_justify="left")
+    for column in ("H×W", "tokens", "params M", "GFLOPs", "attention GFLOPs", "attention %",
+                   "local exp.", *(("latency ms", "peak MiB") if timed else ())):
+        table.add_column(column, justify="right")
+    for point, local in zip(result.points, result.local_exponents):
+        share = (f"{100 * point.attention_gflops / point.gflops:.1f}"
+                 if point.gflops and point.attention_gflops is not None else "–")
+        cells = [f"{point.height}×{point.width}", f"{point.tokens:g}",
+                 f"{point.params_m:.2f}" if point.params_m else "–",
+                 f"{point.gflops:.3f}" if point.gflops is not None else escape(point.error or "–"),
+                 f"{point.attention_gflops:.3f}" if point.attention_gflops is not None else "–",
+                 share, f"{local:.2f}" if local is not None else "–"]
+        if timed:
+            cells += [f"{point.latency_ms:.1f}" if point.latency_ms else "–",
+                      f"{point.peak_memory_mb:.0f}" if point.peak_memory_mb else "–"]
+        table.add_row(*cells)
+    console.print(table)
+    fitted = ", ".join(f"{name} {fit.exponent:.2f} (R² {fit.r2:.3f})"
+                       for name, fit in result.fits.items() if fit is not None)
+    console.print(f"fitted exponent of cost vs. tokens: {fitted}", highlight=False)
+    for point in result.points:
+        if point.error:
+            err.print(f"[yellow]warning:[/yellow] {point.height}×{point.width}: "
+                      f"{escape(point.error)}", highlight=False)

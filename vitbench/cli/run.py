@@ -1,0 +1,197 @@
+"""``vitbench run``: measure a suite. Its setting options are generated from the suite
+settings (:func:`vitbench.config.spec.setting`: default, help and flag declared once)."""
+
+from __future__ import annotations
+
+import inspect
+import sys
+import typing
+from pathlib import Path
+from typing import Any, Callable, Optional
+
+import typer
+
+from vitbench.cli.app import app, fail, parse_image_size
+from vitbench.config.spec import Settings
+from vitbench.errors import ExitCode, VitbenchError
+
+
+def parse_batch_size(value: str) -> Any:
+    """``8`` → 8, ``1,8,64`` → [1, 8, 64], ``max`` → "max"."""
+    text = value.strip().lower()
+    if text == "max":
+        return "max"
+    try:
+        numbers = [int(p) for p in text.split(",") if p.strip()]
+    except ValueError:
+        numbers = []
+    if not numbers:
+        raise typer.BadParameter(f"expected N, N,N,… or max, got {value!r}")
+    return numbers[0] if len(numbers) == 1 and "," not in text else numbers
+
+
+def parse_compile(value: str) -> Any:
+    """``off`` → False, else a torch.compile mode."""
+    text = value.strip().lower()
+    if text in ("off", "false", "no", "none"):
+        return False
+    if text not in ("default", "reduce-overhead", "max-autotune"):
+        raise typer.BadParameter(
+            f"expected off, default, reduce-overhead or max-autotune, got {value!r}")
+    return text
+
+
+#: Settings whose command-line spelling is text parsed into the setting's value.
+PARSERS: dict[str, Callable[[str], Any]] = {
+    "image_size": parse_image_size, "batch_size": parse_batch_size, "compile": parse_compile}
+SHORT_FLAGS = {"batch_size": "-b"}
+
+
+def _cli_type(name: str, annotation: Any) -> Any:
+    if name in PARSERS:
+        return str
+    inner = [a for a in typing.get_args(annotation) if a is not type(None)]
+    for kind in inner:
+        if typing.get_origin(kind) is typing.Literal:
+            return kind  # choices validate at parse time and complete in the shell
+    for kind in (bool, int, float):
+        if kind in inner:
+            return kind
+    return str
+
+
+def setting_options() -> list[inspect.Parameter]:
+    """One keyword option per setting that declares a flag, help and default from the spec."""
+    params = []
+    for name, field in Settings.model_fields.items():
+        extra = field.json_schema_extra or {}
+        flag = extra.get("flag")
+        if not flag:
+            continue
+        kind = _cli_type(name, field.annotation)
+        shown = extra.get("default_text", extra["builtin"])
+        if shown is False:
+            shown = "off"
+        decls = [f"{flag}/--no-{flag[2:]}" if kind is bool else flag]
+        if name in SHORT_FLAGS:
+            decls.append(SHORT_FLAGS[name])
+        option = typer.Option(None, *decls, help=f"{field.description} [default: {shown}]", show_default=False)
+        params.append(inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=option,
+                                        annotation=Optional[kind]))
+    return params
+
+
+def _flag_of(field: str) -> str:
+    extra = Settings.model_fields[field].json_schema_extra or {} if field in Settings.model_fields else {}
+    return extra.get("flag") or f"--{field}"
+
+
+def settings_overrides(options: dict[str, Any]) -> dict[str, Any]:
+    """The settings given on the command line, parsed and validated like a suite's."""
+    overrides = {}
+    for name, value in options.items():
+        if value is None:
+            continue
+        overrides[name] = PARSERS[name](value) if name in PARSERS else value
+    try:
+        Settings.model_validate(overrides)
+    except Exception as exc:  # noqa: BLE001 - pydantic's message, shortened to one line
+        first = getattr(exc, "errors", lambda: [{"loc": ("?",), "msg": str(exc)}])()[0]
+        raise fail(f"{_flag_of(str(first['loc'][0]))}: "
+                   f"{first['msg'].removeprefix('Value error, ')}") from None
+    return overrides
+
+
+def report_sink(out_dir: Path, final_formats: tuple[str, ...]):
+    """Views of the run beside its results.json: CSV and Markdown after every row (cheap),
+    ``final_formats`` (plots, HTML) once the run is complete."""
+    from vitbench.report import write_reports
+
+    def sink(run, final: bool) -> None:
+        write_reports(run, out_dir, formats=final_formats if final else ("csv", "md"))
+
+    return sink
+
+
+def run(
+    suite_path: Path = typer.Argument(..., metavar="SUITE", help="suite YAML, e.g. suites/lightweight.yaml"),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="result folder [default: results/SUITE/UTC-STAMP]"),
+    only: Optional[list[str]] = typer.Option(None, "--only", help="measure only this row (repeatable)"),
+    static_only: bool = typer.Option(False, "--static-only", help="params and GFLOPs only; no timing"),
+    in_process: bool = typer.Option(False, "--in-process", help="no worker processes (debugging; no timeout)"),
+    plots: bool = typer.Option(True, "--plots/--no-plots", help="also write plots/ and report.html at the end"),
+    **settings: Any,
+) -> None:
+    """Measure every model of a suite and print it next to the paper's numbers.
+
+    Each model is built with random weights in its own worker process, counted (params,
+    GFLOPs with attention), then timed on the chosen device after warm-up. Results land in
+    results/SUITE/UTC-STAMP/ as results.json (canonical), results.csv and results.md,
+    rewritten after every model so an interrupted run keeps what it measured; report.html
+    and plots/ are added at the end. Exit 0: every row measured (rows the suite marks
+    unavailable are expected); 1: some rows failed; 2: bad input; 130: interrupted.
+
+    Examples:
+
+      vitbench run suites/lightweight.yaml
+
+      vitbench run suites/lightweight.yaml --only PVTv2-B0 --only ResNet-18 --threads 1
+
+      vitbench run suites/lightweight.yaml --static-only --out /tmp/counts
+    """
+    from vitbench.cli.console import err, make_progress, print_results
+    from vitbench.config.suite import load_suite
+    from vitbench.env import oversubscription_warning
+    from vitbench.run.runner import default_out_dir, plan, run_suite
+
+    overrides = settings_overrides(settings)
+    try:
+        suite = load_suite(suite_path)
+        out_dir = Path(out or default_out_dir(suite))
+        planned = plan(suite, overrides, only, static_only=static_only)
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except VitbenchError as exc:
+        raise fail(str(exc)) from None
+    except OSError as exc:
+        raise fail(f"--out {out_dir}: cannot create the result folder ({exc.strerror})") from None
+    runnable = [p.job for p in planned if p.job is not None]
+    if runnable and not static_only and runnable[0].device == "cpu":
+        warning = oversubscription_warning(runnable[0].threads)
+        if warning:
+            err.print(f"[yellow]warning:[/yellow] {warning}", highlight=False)
+
+    progress = make_progress()
+    task = progress.add_task(suite.name, total=len(planned), detail="")
+
+    def on_event(kind: str, index: int, row, detail: str) -> None:
+        if kind == "start":
+            progress.update(task, detail=f"{row.name}: starting")
+        elif kind == "stage":
+            progress.update(task, detail=detail if detail.startswith("writing") else
+                            f"{row.name}: {detail}")
+        elif kind == "done":
+            progress.advance(task)
+            progress.update(task, detail=f"{row.name}: {detail}")
+
+    final = ("csv", "md", "html", "png", "svg") if plots else ("csv", "md")
+    try:
+        with progress:
+            result = run_suite(suite, out_dir=out_dir, overrides=overrides, only=only,
+                               static_only=static_only, in_process=in_process,
+                               on_event=on_event, sink=report_sink(out_dir, final),
+                               command=["vitbench", *sys.argv[1:]])
+    except VitbenchError as exc:
+        raise fail(str(exc)) from None
+    except KeyboardInterrupt:
+        raise fail(f"interrupted; finished rows are in {out_dir}/results.json",
+                   ExitCode.INTERRUPTED) from None
+    print_results(result, str(out_dir))
+    if any(r.status in ("failed", "timeout") for r in result.results):
+        raise typer.Exit(ExitCode.FAILED)
+
+
+run.__signature__ = inspect.Signature([
+    *(p for p in inspect.signature(run, eval_str=True).parameters.values()
+      if p.kind != p.VAR_KEYWORD),
+    *setting_options()])
+app.command()(run)

@@ -1,0 +1,81 @@
+"""``vitbench validate`` and ``vitbench models``: check suites, find model names."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from vitbench.cli.app import app, fail, print_error
+from vitbench.errors import ExitCode, VitbenchError
+
+
+@app.command()
+def validate(
+    suite_paths: list[Path] = typer.Argument(..., metavar="SUITE...", help="suite YAML files"),
+    check_models: bool = typer.Option(True, "--check-models/--no-check-models",
+                                      help="also check every model name exists in its zoo"),
+) -> None:
+    """Check suite files without measuring anything.
+
+    Reports the first problem of each file as FILE: ENTRY: FIELD: PROBLEM, and unknown model
+    names with the closest real ones. Exit code 2 if any file is invalid.
+
+    Example:
+
+      vitbench validate suites/*.yaml
+    """
+    from rich.markup import escape
+
+    from vitbench.cli.console import out
+    from vitbench.config.suite import load_suite
+    from vitbench.run.runner import check_models as check_model_names, plan
+
+    bad = 0
+    for path in suite_paths:
+        try:
+            planned = plan(load_suite(path))
+            if check_models:
+                check_model_names(planned)
+        except VitbenchError as exc:
+            bad += 1
+            print_error(str(exc))
+            continue
+        runnable = sum(p.job is not None for p in planned)
+        out.print(f"[green]ok[/green] {escape(str(path))}: {len(planned)} rows, {runnable} "
+                  f"buildable, {len(planned) - runnable} unavailable", highlight=False)
+    if bad:
+        raise typer.Exit(ExitCode.BAD_INPUT)
+
+
+@app.command()
+def models(
+    pattern: str = typer.Argument("*", help="substring or shell pattern, e.g. 'pvt*' or vit_small"),
+    zoo: Optional[list[str]] = typer.Option(None, "--zoo", help="timm | torchvision | vitbench | hf (repeatable)"),
+) -> None:
+    """Search the model zoos for names to put in a suite.
+
+    Exit 1 when nothing matches.
+
+    Examples:
+
+      vitbench models pvt
+
+      vitbench models 'deit_*_384' --zoo timm
+    """
+    from rich.markup import escape
+
+    from vitbench.build.zoo import list_models
+    from vitbench.cli.console import out
+
+    total = 0
+    for name, names in list_models(pattern, zoo).items():
+        if not names:
+            continue
+        total += len(names)
+        out.print(f"[bold]{name}[/bold] ({len(names)})")
+        for model_name in names:
+            out.print(f"  {escape(name)}:{escape(model_name)}", highlight=False)
+    if not total:
+        raise fail(f"no model matches {pattern!r}", ExitCode.FAILED)
