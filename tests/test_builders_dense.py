@@ -34,7 +34,8 @@ def test_dense_builders_registered(builders):
 
 def test_detr_r50_params_match_paper(detr):
     # The paper's 41.3 M is the trainable count: frozen BatchNorm (buffers here) and the
-    # frozen stem + first ResNet stage left out. Every parameter: 41.52 M.
+    # frozen stem + first ResNet stage left out (paper). Every parameter: 41.52 M
+    # (self-measured, pinned against regressions).
     assert _params_m(detr) == pytest.approx(41.52, abs=0.01)
     frozen = ("backbone.0.", "backbone.1.", "backbone.4.")  # conv1, bn1, layer1
     trainable = sum(p.numel() for n, p in detr.named_parameters() if not n.startswith(frozen))
@@ -51,7 +52,7 @@ def test_detr_outputs_100_queries_92_classes(detr):
 
 def test_detr_demo_follows_listing(builders):
     model = builders["detr_demo_r50"]().eval()
-    assert _params_m(model) == pytest.approx(41.46, abs=0.01)
+    assert _params_m(model) == pytest.approx(41.46, abs=0.01)  # self-measured, pinned
     with torch.no_grad():
         logits, boxes = model(torch.randn(1, 3, 128, 128))
     assert logits.shape == (100, 1, 92) and boxes.shape == (100, 1, 4)
@@ -59,14 +60,16 @@ def test_detr_demo_follows_listing(builders):
 
 def test_segmenter_s16_params_match_table1(builders):
     model = builders["segmenter_s_16"]()
-    # Table 1 prints 22 M for the ViT-S backbone; the whole Seg-S/16 at 512x512 is 22.04 M.
+    # Table 1 prints 22 M for the ViT-S backbone (paper); the whole Seg-S/16 at 512x512 is
+    # 22.04 M (self-measured, pinned against regressions).
     assert _params_m(model) == pytest.approx(22.04, abs=0.01)
-    assert abs(_params_m(model) - 22) / 22 < 0.05
 
 
 @pytest.mark.slow
 def test_segmenter_b16_params_match_table1(builders):
-    assert _params_m(builders["segmenter_b_16"]()) == pytest.approx(86.55, abs=0.01)
+    params_m = _params_m(builders["segmenter_b_16"]())
+    assert abs(params_m - 86) / 86 < 0.05  # Table 1 prints 86 M (paper)
+    assert params_m == pytest.approx(86.55, abs=0.01)  # self-measured, pinned
 
 
 @pytest.mark.parametrize("name", ["segmenter_ti_16", "segmenter_ti_mask_16"])

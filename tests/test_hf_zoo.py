@@ -60,8 +60,12 @@ def test_flatten_outputs_handles_dicts_dataclasses_and_nesting():
     assert zoo.flatten_outputs(a) == (a,)
 
 
-def test_spec_accepts_hf_zoo():
-    from vitbench.config.spec import ModelEntry
+def test_a_suite_naming_an_hf_model_validates_and_plans_a_job():
+    from vitbench.config.plan import plan
+    from vitbench.config.suite import parse_suite
 
-    entry = ModelEntry(name="x", model="hf:SegformerForSemanticSegmentation")
-    assert entry.model.startswith("hf:")
+    suite = parse_suite("name: hf\nmodels:\n  - {name: SegFormer, "
+                        "model: hf:SegformerForSemanticSegmentation}\n", "hf.yaml")
+    (planned,) = plan(suite)
+    assert planned.job.model == "hf:SegformerForSemanticSegmentation"
+    assert planned.row.status == "pending"

@@ -21,10 +21,6 @@ SEED_SUITE_NAMES = (
 SEED_SUITES = [SUITE_DIR / f"{name}.yaml" for name in SEED_SUITE_NAMES]
 
 
-def test_there_are_seed_suites():
-    assert all(path.exists() for path in SEED_SUITES)
-
-
 @pytest.mark.parametrize("path", SUITES, ids=lambda p: p.name)
 def test_suite_validates(path):
     result = CliRunner().invoke(app, ["validate", str(path)])
@@ -41,7 +37,7 @@ def test_seed_suite_rows_are_complete(path):
         assert entry.source is None or entry.source.startswith(suite.source[:4])
 
 
-def test_printed_precision_is_kept():
+def test_printed_precision_is_kept_in_the_seed_suites():
     suite = load_suite(next(p for p in SEED_SUITES if p.name == "partialformer-b3-b4.yaml"))
     resnet = next(e for e in suite.models if e.name == "ResNet-50")
     assert resnet.reference.params_m == 26 and resnet.reference.printed_decimals["params_m"] == 0

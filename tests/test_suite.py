@@ -36,16 +36,12 @@ def test_valid_suite_resolves_defaults_in_order():
     assert c.model is None and c.unavailable == "no public code"
 
 
-def test_printed_precision_is_kept():
+def test_printed_precision_is_kept_from_the_yaml_text():
     suite = parse_suite(VALID, "demo.yaml")
     ref = suite.models[0].reference
     assert ref.values() == {"params_m": 11.7, "gflops": 1.8}
     assert ref.printed_decimals == {"params_m": 1, "gflops": 2}
 
-
-def test_every_shipped_suite_is_valid(repo_root):
-    for path in sorted((repo_root / "suites").glob("*.yaml")):
-        assert load_suite(path).models, path
 
 
 @pytest.mark.parametrize("text, expected", [
