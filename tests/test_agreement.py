@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typer.testing import CliRunner
 
-from vitbench.report.agreement import render_agreement, summarize_agreement
+from vitbench.report.agreement import summarize_agreement
+from vitbench.report.markdown import render_agreement
 from vitbench.cli import app
 from vitbench.records import ModelResult, RunResult
 

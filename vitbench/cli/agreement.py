@@ -7,7 +7,9 @@ from typing import Optional
 
 import typer
 
-from vitbench.cli.app import app
+from vitbench.cli.app import app, fail
+from vitbench.errors import VitbenchError
+from vitbench.files import write_atomic
 
 
 @app.command()
@@ -25,25 +27,19 @@ def agreement(
 
       vitbench agreement /tmp/seedruns/*/results.json --out agreement.md
     """
-    from vitbench.report.agreement import render_agreement, summarize_agreement
-    from vitbench.cli.app import _fail
-    from vitbench.cli.console import out as console
-    from vitbench.errors import VitbenchError
-    from vitbench.records import RunResult
-
-    runs = []
-    for path in results_paths:
-        path = path / "results.json" if path.is_dir() else path
-        try:
-            runs.append(RunResult.load(path))
-        except VitbenchError as exc:
-            raise _fail(str(exc))
-    summary = summarize_agreement(runs)
-    text = "\n".join(render_agreement(summary)) + "\n"
     from rich.markdown import Markdown
 
+    from vitbench.cli.console import out as console
+    from vitbench.report.agreement import summarize_agreement
+    from vitbench.report.markdown import render_agreement
+    from vitbench.report.merge import load_runs
+
+    try:
+        runs, _ = load_runs(results_paths)  # a folder means its results.json
+    except VitbenchError as exc:
+        raise fail(str(exc))
+    text = "\n".join(render_agreement(summarize_agreement(runs))) + "\n"
     console.print(Markdown(text))
     if out is not None:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(text, encoding="utf-8")
+        write_atomic(out, text)
         console.print(f"written: {out}", highlight=False)

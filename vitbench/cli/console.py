@@ -5,6 +5,7 @@ Tables go to stdout (pipe-able); progress, warnings and errors go to stderr.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Optional
 
 from rich.console import Console
@@ -15,7 +16,9 @@ from rich.table import Table
 from rich.text import Text
 
 from vitbench.records import ModelResult, RunResult
-from vitbench.report import fmt, fmt_printed, protocol_lines
+from vitbench.report.agreement import agreement_sentence, summarize_agreement
+from vitbench.report.table import fmt, fmt_printed, protocol_lines
+
 
 def _console(stderr: bool = False) -> Console:
     probe = Console(stderr=stderr)
@@ -94,8 +97,6 @@ def print_results(run: RunResult, out_dir: Optional[str] = None) -> None:
         out.print(escape(f"[{number}] {reason}"), highlight=False, style="dim")
     for line in protocol_lines(run):
         out.print(f"• {escape(line)}", style="dim", highlight=False)
-    from vitbench.report.agreement import agreement_sentence, summarize_agreement
-
     agreement = summarize_agreement(run)
     sentence = agreement_sentence(agreement)
     if sentence:
@@ -110,8 +111,6 @@ def print_results(run: RunResult, out_dir: Optional[str] = None) -> None:
         for warning in row.warnings:
             out.print(f"[yellow]warning[/yellow] {row.name}: {warning}", highlight=False)
     if out_dir:
-        from pathlib import Path
-
         names = [n for n in ("results.json", "results.csv", "results.md", "report.html", "plots/")
                  if (Path(out_dir) / n.rstrip("/")).exists()]
         out.print(f"Results: [bold]{out_dir}[/bold] ({', '.join(names)})", highlight=False)

@@ -5,7 +5,8 @@ are counted separately. A built row is *within tolerance* for a quantity when it
 comparison (:func:`vitbench.records.compare`: the row's tolerance widened to the printed
 precision) says so; rows with no printed value for the quantity are not counted for it.
 Every built row outside tolerance is listed with its note, so a reader sees whether the
-miss is explained (a slide error) or not. Pure data; no torch.
+miss is explained (a slide error) or not. Pure data; no torch. The Markdown rendering is
+:func:`vitbench.report.markdown.render_agreement`.
 """
 
 from __future__ import annotations
@@ -136,57 +137,6 @@ def summarize_agreement(results: Union[RunResult, Iterable[RunResult]]) -> Agree
         suites.append(summary)
         _merge(total, summary)
     return Agreement(suites=suites, total=total)
-
-
-def _cell(summary: SuiteAgreement, quantity: str) -> str:
-    share = summary.share(quantity)
-    if share is None:
-        return "–"
-    return f"{summary.within[quantity]}/{summary.compared[quantity]} ({share * 100:.0f} %)"
-
-
-def _num(value: Optional[float]) -> str:
-    if value is None:
-        return "–"
-    return f"{value:.3f}" if abs(value) < 100 else f"{value:.1f}"
-
-
-def render_agreement(agreement: Agreement, *, title: str = "Agreement with printed values") -> list[str]:
-    """Markdown lines: the per-suite table, the total, then every row outside tolerance."""
-    lines = [f"## {title}", "",
-             "Within tolerance: |Δ| ≤ the row's tolerance_pct, widened to half a unit of the "
-             "last printed digit (0.4 stands for 0.35–0.45). Rows = all rows in the suite; "
-             "built = measured by vitbench; params/GFLOPs columns count built rows that "
-             "have a printed value.", "",
-             "| suite | rows | built | unavailable | failed | params within | GFLOPs within |",
-             "|---|---:|---:|---:|---:|---:|---:|"]
-    totals = [agreement.total] if len(agreement.suites) != 1 else []
-    for summary in [*agreement.suites, *totals]:
-        label = "**all**" if summary is agreement.total else summary.suite
-        lines.append(f"| {label} | {summary.rows} | {summary.built} | {summary.unavailable} | "
-                     f"{summary.failed} | {_cell(summary, 'params_m')} | "
-                     f"{_cell(summary, 'gflops')} |")
-    lines.append("")
-    disagree = agreement.total.counters_disagree
-    lines.append(f"Counters (fvcore+SDPA vs FlopCounterMode+CPU-SDPA) disagree by more than 1 % "
-                 f"on {len(disagree)} built row(s){': ' + ', '.join(disagree) if disagree else '.'}")
-    lines.append("")
-    misses = agreement.misses
-    if not misses:
-        lines.append("Every built row with a printed value is within tolerance.")
-        return lines
-    lines += [f"### Rows outside tolerance ({len(misses)}; {len(agreement.unexplained)} without a note)",
-              "", "| suite | row | quantity | printed | measured | Δ % | allowed % | note |",
-              "|---|---|---|---:|---:|---:|---:|---|"]
-    for miss in misses:
-        delta = "–" if miss.delta_pct is None else f"{miss.delta_pct:+.1f}"
-        note = miss.note.replace("|", "\\|").replace("\n", " ") or "**no note**"
-        quantity = QUANTITIES[miss.quantity]
-        if miss.quantity == "gflops" and miss.flops_convention:
-            quantity += f" ({miss.flops_convention})"
-        lines.append(f"| {miss.suite} | {miss.name} | {quantity} | {miss.printed:g} | "
-                     f"{_num(miss.measured)} | {delta} | {miss.tolerance_pct:.1f} | {note} |")
-    return lines
 
 
 def agreement_sentence(agreement: Agreement) -> Optional[str]:

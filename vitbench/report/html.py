@@ -11,8 +11,8 @@ import base64
 import html as _html
 from typing import Any, Sequence
 
-from vitbench.report.merge import MergedReport
-from vitbench.report import Cell, as_report, build_table, notes_and_warnings, protocol_lines
+from vitbench.report.table import (Cell, RunLike, as_report, build_table, notes_and_warnings,
+                                   protocol_lines)
 
 _CSS = """
 :root { --ink:#1b1f24; --muted:#5b6570; --line:#d8dee4; --paper:#0b5c8a; --ok:#00734f;
@@ -100,8 +100,9 @@ def _cell_html(cell: Cell, numeric: bool) -> str:
     return f"<td {' '.join(attrs)}>{text}</td>" if attrs else f"<td>{text}</td>"
 
 
-def table_html(report: MergedReport) -> str:
-    table = build_table(report)
+def table_html(run: RunLike) -> str:
+    """The sortable table (group headers over sub-headers), its legend and footnotes."""
+    table = build_table(run)
     top, bottom, index = [], [], 0
     count = len(table.headers)
     while index < count:
@@ -141,7 +142,7 @@ def table_html(report: MergedReport) -> str:
     return "\n".join(parts)
 
 
-def to_html(run, plots: Sequence[tuple[str, str, str, str]] = (),
+def to_html(run: RunLike, plots: Sequence[tuple[str, str, str, str]] = (),
             skipped: Sequence[tuple[str, str]] = ()) -> str:
     """The report page. ``plots``: (name, title, caption, SVG text) for each drawn plot;
     ``skipped``: (name, reason) for each plot the data did not allow."""

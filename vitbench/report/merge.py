@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, Optional, Sequence
 
 from vitbench.errors import ResultsError
+from vitbench.files import results_file
 from vitbench.records import ModelResult, RunResult
 
 
@@ -191,12 +192,7 @@ def failure(row: MergedRow) -> Optional[ModelResult]:
 
 
 def load_runs(paths: Sequence[str | Path]) -> tuple[list[RunResult], list[Path]]:
-    """Load ``results.json`` files (or folders holding one)."""
-    runs, resolved = [], []
-    for raw in paths:
-        path = Path(raw)
-        if path.is_dir():
-            path = path / "results.json"
-        runs.append(RunResult.load(path))
-        resolved.append(path)
-    return runs, resolved
+    """Load ``results.json`` files (a folder means its results.json: :func:`results_file`);
+    returns the runs and the files read. A missing or unreadable file is a ResultsError."""
+    resolved = [results_file(path) for path in paths]
+    return [RunResult.load(path) for path in resolved], resolved

@@ -263,46 +263,8 @@ def write_outputs(results: list[SweepResult], out_dir: Path) -> dict[str, Path]:
     return paths
 
 
-def _loglog(ax, ylabel: str, title: str) -> None:
-    ax.set_xscale("log")
-    ax.set_yscale("log")
-    ax.set_xlabel(f"tokens (H·W / {TOKEN_STRIDE}²)")
-    ax.set_ylabel(ylabel)
-    ax.set_title(title)
-    ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=8)
-
-
 def plot(results: list[SweepResult], path: Path) -> None:
-    """Log-log GFLOPs (solid) and attention GFLOPs (dashed) vs tokens; latency if timed."""
-    import matplotlib
+    """``sweep.png``: log-log cost vs tokens (:func:`vitbench.report.plots.sweep.plot_sweep`)."""
+    from vitbench.report.plots.sweep import plot_sweep  # matplotlib: ~0.45 s, only when writing
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    timed = any(p.latency_ms for r in results for p in r.points)
-    fig, axes = plt.subplots(1, 2 if timed else 1, figsize=(12 if timed else 7, 5), squeeze=False)
-    ax = axes[0][0]
-    for index, result in enumerate(results):
-        color = f"C{index}"
-        pts = [p for p in result.points if p.gflops]
-        fit = result.fits.get("total")
-        label = result.model + (f"  (exp {fit.exponent:.2f})" if fit else "")
-        ax.plot([p.tokens for p in pts], [p.gflops for p in pts], "o-", color=color, label=label)
-        att = [p for p in pts if p.attention_gflops]
-        if att:
-            afit = result.fits.get("attention")
-            ax.plot([p.tokens for p in att], [p.attention_gflops for p in att], "x--", color=color,
-                    label="  attention" + (f" (exp {afit.exponent:.2f})" if afit else ""))
-    _loglog(ax, "GFLOPs (10⁹ MACs, batch 1)", "Cost vs. resolution (log-log; slope = exponent)")
-    if timed:
-        ax2 = axes[0][1]
-        for index, result in enumerate(results):
-            pts = [p for p in result.points if p.latency_ms]
-            fit = result.fits.get("latency")
-            ax2.plot([p.tokens for p in pts], [p.latency_ms for p in pts], "o-", color=f"C{index}",
-                     label=result.model + (f"  (exp {fit.exponent:.2f})" if fit else ""))
-        _loglog(ax2, "median latency, ms (batch 1)", "Latency vs. resolution (log-log)")
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    plot_sweep(results, TOKEN_STRIDE).savefig(path, dpi=120)
