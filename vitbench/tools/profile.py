@@ -16,6 +16,8 @@ from typing import Any, Optional
 
 from vitbench.conventions import describe_convention
 from vitbench.errors import VitbenchError
+from vitbench.report.markdown import markdown_grid
+from vitbench.report.table import fmt
 
 #: Ops whose MACs are the attention products (Q·Kᵀ and A·V) rather than weights.
 ATTENTION_OPS = ("scaled_dot_product_attention", "matmul", "bmm", "einsum", "baddbmm")
@@ -206,14 +208,14 @@ def header_lines(profile: Profile) -> list[str]:
 
 def uncounted_lines(profile: Profile) -> list[str]:
     """Ops neither counted nor hidden: call counts per op, gaps flagged."""
-    def fmt(ops: dict[str, int]) -> str:
+    def calls(ops: dict[str, int]) -> str:
         return ", ".join(f"{op} ×{n}" for op, n in ops.items()) or "none"
 
-    lines = [f"not counted by {profile.counter} (call counts): {fmt(profile.uncounted_ops)}"]
+    lines = [f"not counted by {profile.counter} (call counts): {calls(profile.uncounted_ops)}"]
     if profile.gap_ops:
         lines.append("  may carry MACs (a gap in the count): " + ", ".join(profile.gap_ops))
     lines.append(f"ops {profile.crosscheck_counter} ran without a formula, not element-wise: "
-                 f"{fmt(profile.crosscheck_uncounted_ops)}")
+                 f"{calls(profile.crosscheck_uncounted_ops)}")
     return lines
 
 
@@ -221,12 +223,13 @@ def render_markdown(profile: Profile) -> list[str]:
     """A Markdown report: header, the module table (indented names), uncounted ops."""
     lines = [f"# Profile: {profile.model}", ""]
     lines += [f"- {line}" for line in header_lines(profile)]
-    lines += ["", "| module | type | params (M) | GFLOPs | share % | attention GFLOPs | by op (GFLOPs) |",
-              "|---|---|---:|---:|---:|---:|---|"]
-    for m in profile.modules:
-        name = ("&nbsp;&nbsp;" * m.depth) + (m.name or "(model)")
-        lines.append(f"| {name} | {m.type} | {m.params / 1e6:.4f} | {m.gflops:.4f} | "
-                     f"{m.share_pct:.1f} | {m.attention_gflops:.4f} | {_ops_text(m)} |")
+    lines.append("")
+    lines += markdown_grid(
+        ["module", "type", "params (M)", "GFLOPs", "share %", "attention GFLOPs", "by op (GFLOPs)"],
+        [[("&nbsp;&nbsp;" * m.depth) + (m.name or "(model)"), m.type, fmt(m.params / 1e6, 4),
+          fmt(m.gflops, 4), fmt(m.share_pct, 1), fmt(m.attention_gflops, 4), _ops_text(m)]
+         for m in profile.modules],
+        ["left", "left", "right", "right", "right", "right", "left"], padded=False).splitlines()
     lines += [""] + [f"- {line}" for line in uncounted_lines(profile)]
     return lines
 
