@@ -5,11 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Optional
 
-from vitbench.files import utc_stamp
 import typer
 
-from vitbench.cli.app import _fail, app
+from vitbench.cli.app import app, fail
 from vitbench.errors import VitbenchError
+from vitbench.files import utc_stamp
 
 
 @app.command()
@@ -38,29 +38,28 @@ def report(
       vitbench report results/lightweight/*/results.json --format md,csv
     """
     from vitbench.cli.console import out as console
-    from vitbench.report.merge import load_runs, merge_runs
     from vitbench.report import parse_formats, write_reports
+    from vitbench.report.merge import load_runs, merge_runs
 
     try:
         wanted = parse_formats(formats)
-        runs, paths = load_runs(results)
+        runs, paths = load_runs(results)  # a folder means its results.json
         merged = merge_runs(runs, paths)
     except VitbenchError as exc:
-        raise _fail(str(exc))
+        raise fail(str(exc))
     if not wanted:
-        raise _fail("--format: name at least one of md, csv, html, png, svg")
+        raise fail("--format: name at least one of md, csv, html, png, svg")
     if out is None:
         if len(paths) == 1:
             out = paths[0].parent
         else:
-            stamp = utc_stamp()
-            out = Path("results") / (runs[0].suite.get("name") or "merged") / f"merged-{stamp}"
+            out = Path("results") / (runs[0].suite.get("name") or "merged") / f"merged-{utc_stamp()}"
     try:
         written = write_reports(merged, out, wanted)
     except VitbenchError as exc:
-        raise _fail(str(exc))
+        raise fail(str(exc))
     except OSError as exc:
-        raise _fail(f"{out}: cannot write ({exc.strerror or exc})")
+        raise fail(f"{out}: cannot write ({exc.strerror or exc})")
     columns = ", ".join(c.label for c in merged.columns) or "no timed columns"
     console.print(f"{merged.title}: {len(merged.rows)} rows from {len(runs)} run"
                   f"{'s' if len(runs) > 1 else ''} ({columns})", highlight=False)
