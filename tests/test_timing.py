@@ -1,36 +1,19 @@
 """The timed loop under an injected fake clock (exact numbers), stopping rules, batch search,
-batch-sweep planning, and one real small model on CPU."""
+and one real small model on CPU. (Planning batch sweeps: test_plan.py.)"""
 
 from __future__ import annotations
 
 import contextlib
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 from vitbench.measure.timing import AUTO_BLOCK_S, Protocol, find_max_batch, time_calls
 
-
-class FakeClock:
-    """A nanosecond clock that moves only when the fake model is called."""
-
-    def __init__(self, durations_ms):
-        self.now = 0
-        self.durations = list(durations_ms)
-        self.calls = 0
-        self.syncs = 0
-
-    def __call__(self) -> int:
-        return self.now
-
-    def fn(self) -> None:
-        index = min(self.calls, len(self.durations) - 1)
-        self.now += int(round(self.durations[index] * 1e6))
-        self.calls += 1
-
-    def sync(self) -> None:
-        self.syncs += 1
+from helpers_timing import FakeClock
+from jobs import small_job
 
 
 def run(durations, **protocol):
@@ -148,76 +131,12 @@ def test_find_max_batch_edges():
     assert best == 100 and tries[-1] == (100, True)
 
 
-# --- batch sweeps in the suite ------------------------------------------------------------
-
-SWEEP = """
-name: sweep
-defaults: {threads: 1, image_size: 32}
-models:
-  - {name: A, model: "python:tests.fixtures_models:tiny", batch_size: [1, 8, 64]}
-  - {name: B, model: "python:tests.fixtures_models:tiny", batch_size: max, device: cpu}
-  - {name: C, model: "python:tests.fixtures_models:tiny", target_ci_pct: 2, mode: throughput,
-     channels_last: true, compile: false}
-  - {name: D, unavailable: "no code", batch_size: [1, 2]}
-"""
-
-
-def test_a_batch_sweep_plans_one_row_per_batch_size():
-    from vitbench.run.runner import plan
-    from vitbench.config.suite import parse_suite
-
-    planned = plan(parse_suite(SWEEP))
-    keys = [(p.row.name, p.row.batch_size) for p in planned]
-    assert keys == [("A", 1), ("A", 8), ("A", 64), ("B", 0), ("C", 1), ("D", 1)]
-    assert [p.job.batch_size for p in planned[:3]] == [1, 8, 64]
-    assert planned[3].job.max_batch and planned[3].row.batch_size_search == {"requested": "max"}
-    c = planned[4].job
-    assert (c.target_ci_pct, c.mode, c.channels_last, c.compile) == (2, "throughput", True, None)
-    assert planned[4].row.mode == "throughput" and planned[4].row.channels_last is True
-    assert planned[5].job is None and planned[5].row.status == "unavailable"
-    static = plan(parse_suite(SWEEP), static_only=True)
-    assert [(p.row.name, p.row.batch_size) for p in static][:2] == [("A", 1), ("B", 0)]
-
-
-def test_command_line_overrides_reach_the_job():
-    from vitbench.run.runner import plan
-    from vitbench.config.suite import parse_suite
-
-    planned = plan(parse_suite(SWEEP), {"batch_size": [2, 4], "target_ci_pct": 1.5,
-                                        "compile": "max-autotune", "mode": "latency"})
-    assert [(p.row.name, p.row.batch_size) for p in planned][:4] == [
-        ("A", 2), ("A", 4), ("B", 2), ("B", 4)]
-    assert planned[0].job.target_ci_pct == 1.5 and planned[0].job.compile == "max-autotune"
-
-
-@pytest.mark.parametrize("bad, message", [
-    ("batch_size: [1, 0]", "greater than or equal to 1"),
-    ("batch_size: [1, 1]", "repeat"),
-    ("batch_size: many", "'max'"),
-    ("target_ci_pct: 0", "greater than 0"),
-    ("compile: fast", "compile"),
-])
-def test_bad_timing_settings_name_the_field(bad, message):
-    from vitbench.errors import SuiteError
-    from vitbench.config.suite import parse_suite
-
-    text = f"name: x\nmodels:\n  - {{name: A, model: timm:resnet18, {bad}}}\n"
-    with pytest.raises(SuiteError) as info:
-        parse_suite(text, "x.yaml")
-    assert "models[0] (A)" in str(info.value) and message in str(info.value)
-
-
 # --- a real small model on CPU -------------------------------------------------------------
 
 def _job(**changes):
-    from vitbench.config.spec import Job
-
-    fields = dict(name="tiny", model="python:tests.fixtures_models:tiny", kwargs={},
-                  image_size=(32, 32), batch_size=2, device="cpu", dtype="float32", threads=1,
-                  warmup=2, warmup_s=0.0, repeat=8, min_time_s=0.0, max_time_s=10.0,
-                  timeout_s=60, flops_convention="matmul-only", tolerance_pct=5.0)
-    fields.update(changes)
-    return Job(**fields)
+    return small_job("python:tests.fixtures_models:tiny", **{
+        "name": "tiny", "batch_size": 2, "warmup": 2, "repeat": 8, "max_time_s": 10.0,
+        "timeout_s": 60, **changes})
 
 
 def test_a_real_model_on_cpu_gives_a_complete_row():
@@ -234,10 +153,23 @@ def test_a_real_model_on_cpu_gives_a_complete_row():
     assert row.throughput_img_s == pytest.approx(2 / (lat["median"] / 1000))
     assert row.first_call_ms > 0 and row.warmup_calls == 2 and row.timer == "host perf_counter"
     assert row.params == sum(p.numel() for p in __import__("tests.fixtures_models", fromlist=["x"]).tiny().parameters())
+    assert row.gpu_telemetry == {"nvml": "not sampled: device is cpu"}
+    assert row.gpu_power_w is None and row.energy_j_per_img is None
+
+
+@pytest.mark.skipif(not Path("/proc/stat").is_file(), reason="foreign CPU needs Linux /proc/stat")
+def test_a_timed_row_on_linux_says_how_contended_the_machine_was():
+    from vitbench.env import CONTENDED_FOREIGN_PCT
+    from vitbench.measure.job import measure_job
+
+    row = measure_job(_job(count=False))
+    assert row.status == "ok", row.error
     contention = row.environment["contention"]
-    assert "foreign_cpu_pct" in contention or "unavailable" in contention.get("foreign_cpu", "")
-    assert row.contended in (True, False, None)
-    assert row.gpu_telemetry["nvml"].startswith("not sampled")
+    assert contention["foreign_cpu_pct"] == row.foreign_cpu_pct >= 0
+    assert row.contended is (row.foreign_cpu_pct > CONTENDED_FOREIGN_PCT)
+    assert set(contention) == {
+        "wall_s", "own_cpu_s", "load_average_1m_start", "load_average_1m_end",
+        "machine_busy_cpu_s", "foreign_cpu_s", "steal_cpu_s", "foreign_cpu_pct", "own_cpu_share"}
 
 
 def test_a_real_model_in_throughput_mode_with_channels_last():
