@@ -1,44 +1,84 @@
-"""CUDA timing, dtypes, memory and NVML. The CUDA tests are skipped without a GPU; the
-"no GPU / no NVML" behaviour is checked everywhere."""
+"""CUDA timing, dtypes, memory and NVML. The GPU tests need CUDA and are skipped without it;
+their CPU-only twins check the "no GPU, no NVML" behaviour and are skipped where there is one."""
 
 from __future__ import annotations
+
+import re
+import time
 
 import pytest
 import torch
 
-from vitbench.config.spec import Job
+from jobs import small_job
 
 needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+cpu_only = pytest.mark.skipif(torch.cuda.is_available(),
+                              reason="checks the behaviour without a GPU")
 
 
-def _job(**changes) -> Job:
-    fields = dict(name="tiny", model="python:tests.fixtures_models:tiny", kwargs={"width": 16},
-                  image_size=(64, 64), batch_size=8, device="cuda", dtype="float32", threads=1,
-                  warmup=3, warmup_s=0.0, repeat=10, min_time_s=0.0, max_time_s=10.0,
-                  timeout_s=120, flops_convention="matmul-only", tolerance_pct=5.0, count=False)
-    fields.update(changes)
-    return Job(**fields)
+def _job(**changes):
+    return small_job("python:tests.fixtures_models:tiny", **{
+        "name": "tiny", "kwargs": {"width": 16}, "image_size": (64, 64), "batch_size": 8,
+        "device": "cuda", "warmup": 3, "repeat": 10, "max_time_s": 10.0, "timeout_s": 120,
+        "count": False, **changes})
 
 
+@cpu_only
 def test_nvml_without_a_gpu_gives_reasons_not_errors():
     from vitbench.nvml import PowerSampler, device_info
 
     info = device_info(0)
-    assert "nvml" in info
+    assert list(info) == ["nvml"] and info["nvml"].startswith("unavailable")
     with PowerSampler(0, interval_s=0.01) as sampler:
         pass
     summary = sampler.summary(images=10)
-    assert "nvml" in summary
-    if not torch.cuda.is_available():
-        assert summary["nvml"] != "ok" and "power_w_mean" not in summary
+    assert list(summary) == ["nvml"] and summary["nvml"].startswith("unavailable")
 
 
+@pytest.mark.gpu
+@needs_cuda
+def test_nvml_reads_the_gpu_and_samples_power_while_it_works():
+    from vitbench.nvml import PowerSampler, device_info
+
+    info = device_info(0)
+    assert info["nvml"] == "ok"
+    assert info["gpu_name_nvml"] and info["gpu_driver"]
+    assert info["gpu_power_limit_w"] > 0 and info["gpu_sm_clock_max_mhz"] > 0
+    x = torch.randn(2048, 2048, device="cuda")
+    with PowerSampler(0, interval_s=0.01) as sampler:
+        deadline = time.perf_counter() + 0.3
+        while time.perf_counter() < deadline:
+            x @ x
+            torch.cuda.synchronize()
+    summary = sampler.summary(images=10)
+    assert summary["nvml"] == "ok" and summary["samples"] >= 2
+    for key in ("power_w_mean", "power_w_max", "energy_j", "energy_j_per_img", "wall_s"):
+        assert isinstance(summary[key], float) and summary[key] > 0, key
+    assert summary["power_w_max"] >= summary["power_w_mean"]
+    assert summary["energy_j_per_img"] == pytest.approx(summary["energy_j"] / 10)
+    assert 0 <= summary["util_pct_mean"] <= 100 and summary["temp_c_max"] > 0
+
+
+@cpu_only
 def test_environment_says_why_there_is_no_gpu():
     from vitbench.env import environment
 
     env = environment(with_gpu=True)
-    if not torch.cuda.is_available():
-        assert env["gpu"] is None and env["gpu_reason"]
+    assert env["cuda_available"] is False
+    assert env["gpu"] is None and env["gpu_reason"] == "torch sees no CUDA device"
+
+
+@pytest.mark.gpu
+@needs_cuda
+def test_environment_describes_the_gpu():
+    from vitbench.env import environment
+
+    env = environment(with_gpu=True)
+    assert env["cuda_available"] is True
+    assert env["gpu"] == torch.cuda.get_device_name(torch.cuda.current_device())
+    assert env["gpu_memory_gib"] > 0 and re.fullmatch(r"\d+\.\d+", env["gpu_compute_capability"])
+    assert isinstance(env["cudnn_benchmark"], bool) and isinstance(env["tf32_matmul"], bool)
+    assert env["nvml"] == "ok" and env["gpu_driver"]
 
 
 @pytest.mark.gpu
@@ -47,15 +87,19 @@ def test_environment_says_why_there_is_no_gpu():
 def test_cuda_row_is_complete(mode):
     from vitbench.measure.job import measure_job
 
-    row = measure_job(_job(mode=mode))
+    # 0.3 s of timed samples: long enough for the 20 ms power sampler to take several
+    row = measure_job(_job(mode=mode, min_time_s=0.3))
     assert row.status == "ok", row.error
     assert row.timer == "cuda events"
     assert (row.calls_per_sample == 1) if mode == "latency" else (row.calls_per_sample >= 2)
     assert row.peak_memory_mb > 0 and row.peak_memory_reserved_mb >= row.peak_memory_mb
-    assert row.environment["cudnn_benchmark"] in (True, False)
-    assert row.gpu_telemetry.get("nvml")  # "ok" with numbers, or why not
-    if row.gpu_telemetry["nvml"] == "ok":
-        assert row.gpu_power_w > 0 and row.energy_j_per_img > 0
+    assert row.memory_method.startswith("cuda max_memory_allocated")
+    assert isinstance(row.environment["cudnn_benchmark"], bool)
+    assert row.environment["gpu"] == torch.cuda.get_device_name(torch.cuda.current_device())
+    assert row.gpu_telemetry["nvml"] == "ok" and row.gpu_telemetry["samples"] >= 2
+    assert row.gpu_power_w > 0 and row.energy_j_per_img > 0 and row.gpu_temp_c > 0
+    assert 0 <= row.gpu_util_pct <= 100
+    assert isinstance(row.contended, bool) and row.minor_faults_per_call >= 0
 
 
 @pytest.mark.gpu
@@ -72,15 +116,11 @@ def test_cuda_dtypes_and_autocast(dtype, autocast):
 
 @pytest.mark.gpu
 @needs_cuda
-def test_cuda_max_batch_search_reports_the_batch_found():
+def test_cuda_max_batch_search_reports_the_batch_found(monkeypatch):
     from vitbench.measure import job as measure
 
-    old = measure.MAX_BATCH_LIMIT
-    measure.MAX_BATCH_LIMIT = 64  # the tiny model fits any batch; cap the search
-    try:
-        row = measure.measure_job(_job(max_batch=True, batch_size=1))
-    finally:
-        measure.MAX_BATCH_LIMIT = old
+    monkeypatch.setattr(measure, "MAX_BATCH_LIMIT", 64)  # the tiny model fits any batch
+    row = measure.measure_job(_job(max_batch=True, batch_size=1))
     assert row.status == "ok", row.error
     assert row.batch_size == 64 and row.batch_size_search["found"] == 64
     assert [b for b, _ in row.batch_size_search["tries"]] == [1, 2, 4, 8, 16, 32, 64]
@@ -102,7 +142,6 @@ def test_nvml_maps_torch_device_by_bus_id():
     from vitbench.nvml import device_info, torch_pci_bus_id
 
     info = device_info(0)
-    if info["nvml"] != "ok":
-        pytest.skip(info["nvml"])
+    assert info["nvml"] == "ok"
     assert info["nvml_matched_by"].startswith("pci bus id")
     assert info["gpu_pci_bus_id"].lower().endswith(torch_pci_bus_id(0)[-7:].lower())
