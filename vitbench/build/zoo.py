@@ -27,6 +27,7 @@ import os
 import re
 from typing import Any, Callable, Optional, Sequence
 
+from vitbench.config.spec import ZOOS
 from vitbench.errors import BuildError, UnknownModelError
 
 
@@ -51,9 +52,6 @@ def _vitbench_names() -> tuple[str, ...]:
     return tuple(sorted(load_builders()))
 
 
-#: The optional extra that installs each zoo's library, for the error a missing one gives.
-EXTRAS = {"hf": ("transformers", "hf")}
-
 #: transformers names that are model classes: ``XxxModel`` or ``XxxForTask``.
 _HF_MODEL_CLASS = re.compile(r"^(?!Auto|TF|Flax)[A-Z][A-Za-z0-9]*(Model|For[A-Z][A-Za-z0-9]*)$")
 
@@ -73,14 +71,6 @@ def _hf_names() -> tuple[str, ...]:
     transformers = _import_transformers()
     return tuple(sorted(n for n in dir(transformers)
                         if _HF_MODEL_CLASS.match(n) and "PreTrained" not in n))
-
-
-_NAME_LISTS: dict[str, Callable[[], tuple[str, ...]]] = {
-    "timm": _timm_names,
-    "torchvision": _torchvision_names,
-    "vitbench": _vitbench_names,
-    "hf": _hf_names,
-}
 
 
 def suggest(name: str, candidates: Sequence[str], n: int = 5) -> list[str]:
@@ -109,9 +99,9 @@ def check_model(model: str) -> None:
             raise UnknownModelError(f"{model}: module {module_name!r} has no callable {attr!r}")
         return
     try:
-        names = _NAME_LISTS[zoo]()
+        names = ZOO_TABLE[zoo].names()
     except ImportError as exc:
-        if zoo in EXTRAS:
+        if ZOO_TABLE[zoo].extra:
             raise UnknownModelError(f"{model}: {exc}") from None
         raise UnknownModelError(f"{model}: the {zoo} zoo is not installed ({exc})") from None
     if ident in names:
@@ -128,13 +118,14 @@ def list_models(pattern: str = "*", zoos: Optional[list[str]] = None) -> dict[st
     if not any(ch in pattern for ch in "*?["):
         pattern = f"*{pattern}*"
     found: dict[str, list[str]] = {}
-    for zoo, names in _NAME_LISTS.items():
-        if zoos and zoo not in zoos:
+    for zoo in ZOO_TABLE.values():
+        if zoo.names is None or (zoos and zoo.name not in zoos):
             continue
         try:
-            found[zoo] = [n for n in names() if fnmatch.fnmatch(n.lower(), pattern.lower())]
+            found[zoo.name] = [n for n in zoo.names()
+                               if fnmatch.fnmatch(n.lower(), pattern.lower())]
         except ImportError:
-            found[zoo] = []
+            found[zoo.name] = []
     return found
 
 
@@ -197,13 +188,30 @@ def _build_hf(ident: str, kwargs: dict[str, Any], image_size: tuple[int, int]):
     return tensor_outputs(model_class(config))
 
 
-_BUILDERS = {
-    "timm": _build_timm,
-    "torchvision": _build_torchvision,
-    "vitbench": _build_vitbench,
-    "python": _build_python,
-    "hf": _build_hf,
-}
+@dataclasses.dataclass(frozen=True)
+class Zoo:
+    """One zoo: how to list its names, build a model, and which module to import first."""
+
+    name: str
+    build: Callable[[str, dict[str, Any], tuple[int, int]], Any]
+    #: the module behind an identifier, imported before the memory baseline is taken
+    library: Callable[[str], str]
+    #: the zoo's model names (None: any importable ``module:callable``)
+    names: Optional[Callable[[], tuple[str, ...]]] = None
+    #: the optional extra that installs the zoo's library, for the error a missing one gives
+    extra: Optional[str] = None
+
+
+#: Every zoo, by the prefix a suite writes (``timm:``, ...); the names are
+#: :data:`vitbench.config.spec.ZOOS`, which validates suites without importing this module.
+ZOO_TABLE: dict[str, Zoo] = {zoo.name: zoo for zoo in (
+    Zoo("timm", _build_timm, lambda ident: "timm", _timm_names),
+    Zoo("torchvision", _build_torchvision, lambda ident: "torchvision", _torchvision_names),
+    Zoo("python", _build_python, lambda ident: ident.split(":", 1)[0]),
+    Zoo("vitbench", _build_vitbench, lambda ident: "vitbench.build.builders", _vitbench_names),
+    Zoo("hf", _build_hf, lambda ident: "transformers", _hf_names, extra="hf"),
+)}
+assert tuple(ZOO_TABLE) == ZOOS, "vitbench.config.spec.ZOOS and ZOO_TABLE name the same zoos"
 
 
 def flatten_outputs(outputs: Any) -> tuple:
@@ -241,16 +249,13 @@ def _tensor_outputs_class():
         def __init__(self, model):
             super().__init__()
             self.model = model
+            # The one attribute vitbench asks a model for; nothing else is forwarded (a
+            # catch-all __getattr__ would hide typos as attributes of the wrapped model).
+            if callable(getattr(model, "vitbench_example_inputs", None)):
+                self.vitbench_example_inputs = model.vitbench_example_inputs
 
         def forward(self, *args, **kwargs):
             return flatten_outputs(self.model(*args, **kwargs))
-
-        def __getattr__(self, name: str):
-            try:
-                return super().__getattr__(name)
-            except AttributeError:
-                # vitbench_example_inputs, config, ... of the wrapped model stay reachable.
-                return getattr(super().__getattr__("model"), name)
 
     return TensorOutputs
 
@@ -271,10 +276,8 @@ def _needs_tensor_outputs(zoo: str, ident: str, module) -> bool:
 def import_zoo(model: str) -> None:
     """Import the library behind ``model`` now, so its import is not counted as the model's memory."""
     zoo, ident = model.split(":", 1)
-    module = {"timm": "timm", "torchvision": "torchvision", "vitbench": "vitbench.build.builders",
-              "python": ident.split(":", 1)[0], "hf": "transformers"}[zoo]
     try:
-        importlib.import_module(module)
+        importlib.import_module(ZOO_TABLE[zoo].library(ident))
         if zoo == "vitbench":
             _vitbench_names()
     except ImportError:
@@ -288,7 +291,7 @@ def build_model(model: str, kwargs: dict[str, Any], image_size: tuple[int, int])
     check_model(model)
     zoo, ident = model.split(":", 1)
     try:
-        module = _BUILDERS[zoo](ident, dict(kwargs), tuple(image_size))
+        module = ZOO_TABLE[zoo].build(ident, dict(kwargs), tuple(image_size))
     except Exception as exc:  # noqa: BLE001 - any constructor failure is the row's error
         raise BuildError(f"{model} failed to build: {exc.__class__.__name__}: {exc}") from exc
     if not isinstance(module, torch.nn.Module):

@@ -52,7 +52,7 @@ def validate(
 @app.command()
 def models(
     pattern: str = typer.Argument("*", help="substring or shell pattern, e.g. 'pvt*' or vit_small"),
-    zoo: Optional[list[str]] = typer.Option(None, "--zoo", help="timm | torchvision | vitbench | hf (repeatable)"),
+    zoo: Optional[list[str]] = typer.Option(None, "--zoo", help="timm | torchvision | vitbench | hf (repeatable) [default: all]"),
 ) -> None:
     """Search the model zoos for names to put in a suite.
 
