@@ -1,20 +1,22 @@
 """The project's own model builders: the ``vitbench:`` zoo.
 
 Models the seed papers print that no installed zoo registers are written here from the
-papers' descriptions. Each builder is a plain function returning an ``nn.Module`` with
-random weights; register it with :func:`register` so suites can say ``vitbench:NAME``.
+papers' descriptions and their authors' published configurations, one family per module
+(as in timm). Each builder is a plain function returning an ``nn.Module`` with random
+weights, taking ``img_size`` and ``num_classes`` like timm's; register it with
+:func:`register` so suites can say ``vitbench:NAME``. Every module in this package is a
+builder module: :func:`load_builders` imports them all (lazily, so ``import vitbench``
+stays light), so a new family needs no edit here.
 """
 
 from __future__ import annotations
 
 import importlib
+import pkgutil
 from typing import Callable
 
 BUILDERS: dict[str, Callable] = {}
 
-#: Modules whose import registers builders (kept lazy so ``import vitbench`` stays light).
-_BUILDER_MODULES = ("vitbench.build.builders.pvt", "vitbench.build.builders.fixtures", "vitbench.build.builders.detr",
-                    "vitbench.build.builders.segmenter")
 
 
 def register(fn: Callable) -> Callable:
@@ -27,6 +29,6 @@ def register(fn: Callable) -> Callable:
 
 def load_builders() -> dict[str, Callable]:
     """Import every builder module and return the registry."""
-    for module in _BUILDER_MODULES:
-        importlib.import_module(module)
+    for module in sorted(info.name for info in pkgutil.iter_modules(__path__)):
+        importlib.import_module(f"{__name__}.{module}")
     return BUILDERS
