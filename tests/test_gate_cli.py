@@ -1,4 +1,5 @@
-"""`vitbench compare` / `baseline`: exit codes, files, the Markdown verdict (golden), the CI baseline."""
+"""`vitbench compare` / `baseline` / `gate-selftest --from`: exit codes, files, the Markdown
+verdict (golden), the CI baseline."""
 
 from __future__ import annotations
 
@@ -9,10 +10,11 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
+from helpers_gate import BASE12, row, run
+from helpers_golden import assert_matches_golden
 from vitbench.cli import app
+from vitbench.errors import ExitCode
 from vitbench.gate import BASELINE_SCHEMA, GateConfig, compare_sides, side_from_results, to_markdown
-
-from test_gate import BASE12, row, run
 
 DATA = Path(__file__).parent / "data"
 ROOT = Path(__file__).parent.parent
@@ -66,33 +68,61 @@ def test_baseline_then_compare_exit_codes(tmp_path, base_runs):
     assert [v["verdict"] for v in verdicts if v["model"] == "vit" and v["metric"] == "latency_ms"] == ["FAIL"]
 
 
-def test_inconclusive_and_not_comparable_exit_2_unless_mapped(tmp_path, base_runs):
+def test_inconclusive_and_not_comparable_exit_3_unless_mapped(tmp_path, base_runs):
     base = write_runs(tmp_path / "base", base_runs[:1])
     new = [run(row("vit", latency=1.0), row("brand-new", latency=1.0))]
     cand = write_runs(tmp_path / "cand", new)
-    assert invoke("compare", base[0], *cand).exit_code == 2
+    assert invoke("compare", base[0], *cand).exit_code == 3 == ExitCode.INCONCLUSIVE
     result = invoke("compare", base[0], *cand, "--on-inconclusive", "pass")
     assert result.exit_code == 0
     assert "NOT_COMPARABLE" in result.output  # listed even when mapped to pass
     assert invoke("compare", base[0], *cand, "--on-inconclusive", "regression").exit_code == 1
     # static-only comparison: latency of one run each would be INCONCLUSIVE (too few runs)
     same = write_runs(tmp_path / "same", base_runs[:1])
-    assert invoke("compare", base[0], *same).exit_code == 2
+    assert invoke("compare", base[0], *same).exit_code == 3
     assert invoke("compare", base[0], *same, "--metrics", "params,gflops").exit_code == 0
+    # the verdict file records the code it implies
+    invoke("compare", base[0], *same, "--json", tmp_path / "v.json")
+    assert json.loads((tmp_path / "v.json").read_text())["exit_code"] == 3
 
 
-def test_tool_errors_exit_3(tmp_path):
+def test_a_mistyped_option_is_a_usage_error_never_an_inconclusive_verdict(tmp_path, base_runs):
+    base = write_runs(tmp_path / "base", base_runs[:1])[0]
+    usage = invoke("compare", "--no-such-option", base, base)
+    assert usage.exit_code == 2 == ExitCode.BAD_INPUT
+    inconclusive = invoke("compare", base, base)  # one run a side: latency INCONCLUSIVE
+    assert inconclusive.exit_code == 3 == ExitCode.INCONCLUSIVE
+    assert usage.exit_code != inconclusive.exit_code
+
+
+def test_bad_input_exits_2(tmp_path):
     bad = tmp_path / "bad.json"
     bad.write_text("{not json")
     result = invoke("compare", bad, bad)
-    assert result.exit_code == 3 and "not JSON" in result.output
-    assert invoke("compare", tmp_path / "missing.json", tmp_path / "missing.json").exit_code == 3
+    assert result.exit_code == 2 and "not JSON" in result.output
+    missing = tmp_path / "missing.json"
+    result = invoke("compare", missing, missing)
+    assert result.exit_code == 2 and "no such file" in result.output
     other = tmp_path / "other.json"
     other.write_text(json.dumps({"schema": "something/9"}))
-    assert invoke("compare", other, other).exit_code == 3
+    assert invoke("compare", other, other).exit_code == 2
     good = write_runs(tmp_path / "g", [run(row("vit", latency=1.0))])[0]
-    assert invoke("compare", good, good, "--on-inconclusive", "maybe").exit_code == 3
-    assert invoke("compare", good, good, "--metrics", "speed").exit_code == 3
+    assert invoke("compare", good, bad).exit_code == 2  # a corrupt candidate too
+    assert invoke("compare", good, good, "--on-inconclusive", "maybe").exit_code == 2
+    assert invoke("compare", good, good, "--metrics", "speed").exit_code == 2
+    assert invoke("compare", good, good, "--alpha", "2").exit_code == 2
+    assert invoke("baseline", bad, "--out", tmp_path / "b.json").exit_code == 2
+    assert invoke("baseline", missing, "--out", tmp_path / "b.json").exit_code == 2
+    assert not (tmp_path / "b.json").exists()
+
+
+def test_metrics_take_the_verdict_names_and_the_short_ones(tmp_path, base_runs):
+    paths = write_runs(tmp_path / "runs", base_runs)
+    for metrics in ("latency_ms,peak_memory_mb", "latency,memory"):
+        invoke("compare", paths[0], *paths[1:], "--metrics", metrics, "--json", tmp_path / "v.json")
+        verdict = json.loads((tmp_path / "v.json").read_text())
+        assert verdict["config"]["metrics"] == ["latency_ms", "peak_memory_mb"]
+        assert {v["metric"] for v in verdict["verdicts"]} == {"latency_ms"}
 
 
 def golden_report():
@@ -119,11 +149,41 @@ def golden_report():
 
 
 def test_markdown_matches_golden():
-    text = to_markdown(golden_report())
-    golden = DATA / "gate_golden.md"
-    if not golden.exists():  # pragma: no cover - regenerate by deleting the file
-        golden.write_text(text, encoding="utf-8")
-    assert text == golden.read_text(encoding="utf-8")
+    assert_matches_golden(DATA / "gate_golden.md", to_markdown(golden_report()))
+
+
+def test_verdict_json_keeps_its_keys(tmp_path, base_runs):
+    """``vitbench.verdict/1`` is parsed by CI jobs: the keys stay, whatever the code calls them."""
+    paths = write_runs(tmp_path / "runs", base_runs)
+    invoke("compare", paths[0], *paths[1:], "--json", tmp_path / "v.json")
+    doc = json.loads((tmp_path / "v.json").read_text())
+    assert list(doc) == ["schema", "mode", "overall", "counts", "noisy_tests", "config",
+                         "baseline", "candidate", "notes", "verdicts", "exit_code"]
+    assert list(doc["config"]) == [
+        "alpha", "delta_latency_cpu", "delta_latency_cuda", "delta_memory_cpu",
+        "memory_floor_mb", "cuda_memory_tol_mb", "quantile", "noise_factor", "ci_level",
+        "warn_q", "calibration_tolerance", "calibration_min_shift", "metrics"]
+    assert doc["config"]["delta_latency_cpu"] == 0.05 and doc["config"]["memory_floor_mb"] == 4.0
+    assert list(doc["verdicts"][0]) == [
+        "model", "metric", "kind", "verdict", "reason", "unit", "baseline", "candidate", "ratio",
+        "ci_low", "ci_high", "p", "p_holm", "delta", "n_a", "n_b", "noise_sd", "statistic",
+        "design", "confirmation"]
+
+
+def test_gate_selftest_reanalyses_an_ab_folder(tmp_path):
+    from vitbench.gate.ab import run_folder
+    from vitbench.gate.verdict import LOCKSTEP
+
+    for index in range(12):
+        for label in "AB":
+            run(row("aa", latency=10.0)).save(
+                run_folder(tmp_path / "ab", "1", index, label, LOCKSTEP) / "results.json")
+    (tmp_path / "ab" / "paired.json").write_text(json.dumps({"aa": [0.01, -0.01] * 6}))
+    result = invoke("gate-selftest", "--from", tmp_path / "ab", "--out", tmp_path / "out",
+                    "--trials", 10)
+    assert result.exit_code == 0, result.output
+    assert "aa: no false alarm" in result.output and (tmp_path / "out" / "selftest.json").is_file()
+    assert invoke("gate-selftest", "--from", tmp_path / "empty").exit_code == 2
 
 
 def test_ci_smoke_baseline_matches_suite():

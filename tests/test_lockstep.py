@@ -2,52 +2,19 @@
 
 from __future__ import annotations
 
-import itertools
 import math
 
 import numpy as np
 import pytest
 
-from vitbench import gate
-from vitbench.gate import (FAIL, IMPROVED, INCONCLUSIVE, PASS, GateConfig, compare_sides,
-                           side_from_results)
-from vitbench.config.spec import Job
-
+from helpers_gate import row, run
 from jobs import small_job
-from test_gate import row, run
+from vitbench.config.spec import Job
+from vitbench.gate import (CALIBRATION_MODEL, FAIL, IMPROVED, INCONCLUSIVE, LATENCY, PASS,
+                           PEAK_MEMORY, GateConfig, compare_sides, side_from_results)
+from vitbench.gate.nonparametric import hodges_lehmann_paired
 
 RNG = np.random.default_rng(11)
-
-
-# --- paired statistics ------------------------------------------------------------------
-
-@pytest.mark.parametrize("n", [1, 2, 5, 8])
-def test_signed_rank_null_cdf_matches_enumeration(n):
-    counts = np.zeros(n * (n + 1) // 2 + 1)
-    for signs in itertools.product((0, 1), repeat=n):
-        counts[sum(rank for rank, s in zip(range(1, n + 1), signs) if s)] += 1
-    np.testing.assert_allclose(gate.signed_rank_null_cdf(n), np.cumsum(counts) / 2 ** n)
-
-
-def test_walsh_hodges_lehmann_and_tukey_ci():
-    d = [0.3, -0.1, 0.2, 0.05]
-    walsh = sorted((d[i] + d[j]) / 2 for i in range(4) for j in range(i, 4))
-    np.testing.assert_allclose(gate.walsh_averages(d), walsh)
-    assert gate.hodges_lehmann_paired(d) == pytest.approx(float(np.median(walsh)))
-    # n = 12: P(W+ <= 13) = 0.0212 <= 0.025 < P(W+ <= 14), so the 95 % interval is the
-    # 14th smallest and 14th largest of the 78 Walsh averages (the textbook table value).
-    d12 = RNG.normal(0, 1, 12)
-    w = gate.walsh_averages(d12)
-    assert gate.walsh_ci(d12, 0.95) == (pytest.approx(w[13]), pytest.approx(w[78 - 14]))
-    assert gate.walsh_ci([1.0, 2.0], 0.95) == (-math.inf, math.inf)  # too few for any interval
-
-
-def test_signed_rank_pvalue_and_rounds_needed():
-    assert gate.signed_rank_pvalue(np.linspace(0.01, 0.12, 12), "greater") == pytest.approx(2 ** -12)
-    assert gate.signed_rank_pvalue(np.linspace(0.01, 0.12, 12), "less") == pytest.approx(1.0)
-    assert gate.signed_rank_pvalue([0.0, 0.0, 0.0], "greater") == 1.0
-    # the gate can only ever fail when 2^n > M/α: 10 tests at α = 0.01 need 10 rounds
-    assert gate.rounds_needed(10, 0.01) == 10 and gate.rounds_needed(40, 0.01) == 12
 
 
 # --- paired decisions -------------------------------------------------------------------
@@ -56,16 +23,16 @@ def paired_report(d, *, calib_d=None, config=None, device="cpu"):
     """Sides with one round per ratio (latency values are the per-round medians)."""
     n = len(d)
     runs_a = [run(row(latency=10.0, device=device),
-                  row("gate-calibration", latency=1.0, model=gate.CALIBRATION_MODEL))
+                  row("gate-calibration", latency=1.0, model=CALIBRATION_MODEL))
               for _ in range(n)]
     runs_b = [run(row(latency=10.0 * math.exp(x), device=device),
-                  row("gate-calibration", latency=1.0, model=gate.CALIBRATION_MODEL))
+                  row("gate-calibration", latency=1.0, model=CALIBRATION_MODEL))
               for x in d]
     paired = {"m": list(d)}
     if calib_d is not None:
         paired["gate-calibration"] = list(calib_d)
     return compare_sides(side_from_results(runs_a, "A"), side_from_results(runs_b, "B"),
-                         config or GateConfig(metrics=("latency",)), mode="ab", paired=paired)
+                         config or GateConfig(metrics=(LATENCY,)), mode="ab", paired=paired)
 
 
 def latency(report):
@@ -76,7 +43,7 @@ def test_paired_regression_fails_with_ratio_and_ci():
     d = np.log(1.10) + RNG.normal(0, 0.03, 12)
     v = latency(paired_report(d))
     assert v.verdict == FAIL and v.design == "lockstep"
-    assert v.ratio == pytest.approx(math.exp(gate.hodges_lehmann_paired(d)))
+    assert v.ratio == pytest.approx(math.exp(hodges_lehmann_paired(d)))
     assert v.ci_low < v.ratio < v.ci_high and v.p < 1e-3
 
 
@@ -102,16 +69,6 @@ def test_calibration_control_that_moved_makes_latency_inconclusive():
     assert latency(calm).verdict == FAIL
     control = next(v for v in calm.verdicts if v.kind == "calibration")
     assert control.verdict == PASS and control.design == "lockstep"
-
-
-def test_paired_resampled_trials():
-    from vitbench.gate.ab import resampled_trials
-
-    pool = list(RNG.normal(0, 0.03, 48))
-    out = resampled_trials(pool, n=12, trials=200, shifts=(0.0, 0.20), paired=True)
-    assert out["design"] == "lockstep"
-    assert out["shifts"]["+0%"]["fail_rate"] == 0.0
-    assert out["shifts"]["+20%"]["fail_rate"] == 1.0
 
 
 # --- real lockstep workers --------------------------------------------------------------
@@ -172,7 +129,7 @@ def test_lockstep_memory_is_paired_by_round():
         runs_a = [run(row(latency=10.0, memory=m)) for m in mem_a]
         runs_b = [run(row(latency=10.0, memory=m)) for m in mem_b]
         return compare_sides(side_from_results(runs_a, "A"), side_from_results(runs_b, "B"),
-                             GateConfig(metrics=("memory",)), mode="ab",
+                             GateConfig(metrics=(PEAK_MEMORY,)), mode="ab",
                              paired={"m": [0.0] * 12})
 
     def memory(r):

@@ -5,25 +5,84 @@ shuffled order, each row in its own fresh worker process) plus the calibration p
 (``vitbench:gate_calibration``: a GEMM and a 3×3 conv). Runs alternate A B B A A B … so both
 sides see the same machine conditions. If a noisy metric FAILs, only the failing models are
 re-measured (``runs`` more interleaved runs per side) and the FAIL must hold on the pooled
-runs (:func:`vitbench.gate.confirm`), otherwise it is reported as WARN (unconfirmed).
+runs (:func:`vitbench.gate.rules.confirm`), otherwise it is reported as WARN (unconfirmed).
+
+This module owns the on-disk layout of an ``ab`` folder, both ways: it writes it
+(:func:`run_ab`) and reads it back (:func:`load_ab_dir`, for ``gate-selftest --from``).
+
+* ``static-{A,B}/results.json`` — params and GFLOPs of each side (lockstep design);
+* ``stage{S}-round{NN}-{A,B}/results.json`` — lockstep round NN of stage S (1: the
+  measurement, 2: the confirmation of failing models), raw samples kept;
+* ``stage{S}-{NN}-{A,B}/results.json`` — fresh run NN (``--design runs``);
+* ``paired.json`` — per row name, one ln(B/A) per lockstep round (every stage).
 """
 
 from __future__ import annotations
 
 import json
 import random
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Optional, Sequence
 
-from vitbench.gate import (CALIBRATION_MODEL, FAIL, GateConfig, GateReport, compare_sides, confirm,
-                   side_from_results)
-from vitbench.records import RunResult
 from vitbench.config.spec import ModelEntry, Suite
+from vitbench.files import RESULTS_FILE, write_atomic
+from vitbench.gate.config import CALIBRATION_MODEL, GateConfig, GateError
+from vitbench.gate.nonparametric import rounds_needed, runs_needed
+from vitbench.gate.rules import compare_sides, confirm
+from vitbench.gate.sides import load_results, side_from_results
+from vitbench.gate.verdict import DESIGNS, FAIL, LOCKSTEP, NOISY, RUNS, GateReport
+from vitbench.records import RunResult
 
 CALIBRATION_ROW = "gate-calibration"
 
 #: ``progress(message)`` — one line per run.
 Progress = Callable[[str], None]
+
+PAIRED_FILE = "paired.json"
+
+
+@dataclass
+class AbRuns:
+    """What an ``ab`` measurement produced: the runs of each side and, lockstep design, the
+    per-round ln(B/A) of every row measured on both sides."""
+
+    runs_a: list[RunResult]
+    runs_b: list[RunResult]
+    paired: dict[str, list[float]] = field(default_factory=dict)
+
+
+def run_folder(out_dir: Path, stage: str, index: int, label: str, design: str) -> Path:
+    """The folder of one run (``runs``) or one round (``lockstep``) of one side."""
+    kind = "round" if design == LOCKSTEP else ""
+    return out_dir / f"stage{stage}-{kind}{index:02d}-{label}"
+
+
+def load_ab_dir(folder: str | Path) -> AbRuns:
+    """The stage-1 runs of both sides and the saved lockstep ratios of an ``ab`` (or
+    ``gate-selftest``) folder: the measurement as first decided, without confirmation runs."""
+    folder = Path(folder)
+    paths = {label: sorted(folder.glob(f"stage1-*-{label}/{RESULTS_FILE}")) for label in "AB"}
+    if not paths["A"] or not paths["B"]:
+        raise GateError(f"{folder}: no stage1-*-A/B/{RESULTS_FILE} runs found")
+    saved = folder / PAIRED_FILE
+    try:
+        paired = json.loads(saved.read_text(encoding="utf-8")) if saved.is_file() else {}
+    except (OSError, json.JSONDecodeError) as exc:
+        raise GateError(f"{saved}: cannot read ({exc})") from None
+    return AbRuns(load_results(paths["A"]), load_results(paths["B"]), paired)
+
+
+def too_few_runs_warning(suite_a: Suite, suite_b: Suite, runs: int, alpha: float,
+                         design: str) -> Optional[str]:
+    """A warning when ``runs`` can never reach significance for the suites' noisy tests
+    (two per model on CPU: latency and peak RSS)."""
+    tests = 2 * len({m.name for m in suite_a.models} | {m.name for m in suite_b.models})
+    need = runs_needed(tests, alpha) if design == RUNS else rounds_needed(tests, alpha)
+    if runs >= need:
+        return None
+    return (f"{runs} runs per side cannot reach significance for ~{tests} noisy tests at "
+            f"α={alpha:g}; noisy metrics will be INCONCLUSIVE. Use --runs {need} or more.")
 
 
 def interleaved_order(runs_per_side: int) -> list[str]:
@@ -60,7 +119,7 @@ def measure_interleaved(suite_a: Suite, suite_b: Suite, runs_per_side: int, out_
     order = interleaved_order(runs_per_side)
     for index, label in enumerate(order):
         suite = with_calibration(suites[label], shuffle_seed=seed * 1000 + index, only=only)
-        run_dir = out_dir / f"stage{stage}-{index:02d}-{label}"
+        run_dir = run_folder(out_dir, stage, index, label, RUNS)
         progress(f"stage {stage} run {index + 1}/{len(order)}: side {label} "
                  f"({len(suite.models)} rows incl. calibration)")
         result = run_suite(suite, out_dir=run_dir, overrides=overrides, write_derived=False,
@@ -131,7 +190,7 @@ def measure_lockstep(suite_a: Suite, suite_b: Suite, rounds: int, out_dir: Path,
                     runs[label].results.append(row)
             runs[label].finished_utc = utc_now()
             runs[label].complete = True
-            runs[label].save(out_dir / f"stage{stage}-round{index:02d}-{label}" / "results.json")
+            runs[label].save(run_folder(out_dir, stage, index, label, LOCKSTEP) / RESULTS_FILE)
             results[label].append(runs[label])
     return results["A"], results["B"], paired
 
@@ -165,8 +224,8 @@ def static_pass(suite_a: Suite, suite_b: Suite, out_dir: Path, *,
 
 def run_ab(suite_a: Suite, suite_b: Suite, runs_per_side: int, out_dir: str | Path, *,
            overrides: Optional[dict[str, Any]] = None, config: Optional[GateConfig] = None,
-           confirm_failures: bool = True, seed: int = 0, design: str = "lockstep",
-           progress: Progress = lambda m: None) -> tuple[GateReport, dict[str, Any]]:
+           confirm_failures: bool = True, seed: int = 0, design: str = LOCKSTEP,
+           progress: Progress = lambda m: None) -> tuple[GateReport, AbRuns]:
     """Measure A and B, decide, confirm noisy failures; return the report and the runs.
 
     ``design="lockstep"`` (default): params/GFLOPs counted once per side, then
@@ -179,11 +238,11 @@ def run_ab(suite_a: Suite, suite_b: Suite, runs_per_side: int, out_dir: str | Pa
     out_dir = Path(out_dir)
     quantiles = sorted({0.2, 0.5} | ({config.quantile} if config.quantile else set()))
     label_a, label_b = f"A ({suite_a.name})", f"B ({suite_b.name})"
-    if design not in ("lockstep", "runs"):
-        raise ValueError(f"design must be 'lockstep' or 'runs', not {design!r}")
+    if design not in DESIGNS:
+        raise GateError(f"--design: 'lockstep' or 'runs', not {design!r}")
 
     def measure(only=None, stage="1", seed_=seed):
-        if design == "runs":
+        if design == RUNS:
             a, b = measure_interleaved(suite_a, suite_b, runs_per_side, out_dir,
                                        overrides=overrides, only=only, seed=seed_, stage=stage,
                                        progress=progress)
@@ -198,10 +257,10 @@ def run_ab(suite_a: Suite, suite_b: Suite, runs_per_side: int, out_dir: str | Pa
                              paired=paired)
 
     static = static_pass(suite_a, suite_b, out_dir, overrides=overrides,
-                         progress=progress) if design == "lockstep" else None
+                         progress=progress) if design == LOCKSTEP else None
     runs_a, runs_b, paired = measure()
     report = decide(runs_a, runs_b, paired)
-    failing = sorted({v.model for v in report.verdicts if v.verdict == FAIL and v.kind == "noisy"})
+    failing = sorted({v.model for v in report.verdicts if v.verdict == FAIL and v.kind == NOISY})
     if failing and confirm_failures:
         progress(f"confirming {len(failing)} failing model(s): {', '.join(failing)}")
         more_a, more_b, more_paired = measure(only=failing, stage="2", seed_=seed + 1)
@@ -211,7 +270,7 @@ def run_ab(suite_a: Suite, suite_b: Suite, runs_per_side: int, out_dir: str | Pa
         confirm(report, decide(runs_a, runs_b, paired))
     elif failing:
         report.notes.append("noisy FAILs were NOT confirmed by re-measurement (--no-confirm)")
-    if design == "lockstep":
+    if design == LOCKSTEP:
         report.notes.append(
             "latency: lockstep design — each round starts a fresh A and a fresh B worker per "
             "model and times them in alternating ~0.1 s blocks (A B B A …); one ln(B/A) per "
@@ -219,167 +278,7 @@ def run_ab(suite_a: Suite, suite_b: Suite, runs_per_side: int, out_dir: str | Pa
             "Hodges–Lehmann ratio with a Tukey–Walsh CI; the calibration probe is timed "
             "against itself every round as an A/A control")
     if paired:
-        out_dir.mkdir(parents=True, exist_ok=True)
-        (out_dir / "paired.json").write_text(json.dumps(paired, indent=1) + "\n", encoding="utf-8")
-    report.notes.append(f"runs kept in {out_dir} (raw samples in each results.json"
-                        + (", per-round ratios in paired.json)" if paired else ")"))
-    return report, {"A": runs_a, "B": runs_b, "paired": paired}
-
-
-# --------------------------------------------------------------------------------------
-# Self-test: the gate measured on a fixture model with injected changes of known size
-# --------------------------------------------------------------------------------------
-
-#: Selftest rows: name → (kwargs of the B side's gate_fixture, what should happen).
-INJECTIONS: dict[str, tuple[dict[str, Any], str]] = {
-    "aa": ({}, "A/A: nothing changed; any FAIL is a false alarm"),
-    "lat5": ({"extra_work": 0.05}, "+1 of 20 blocks re-run: about +5 % latency (= δ on CPU)"),
-    "lat10": ({"extra_work": 0.10}, "+2 of 20 blocks: about +10 % latency"),
-    "lat20": ({"extra_work": 0.20}, "+4 of 20 blocks: about +20 % latency"),
-    "mem8": ({"hold_mb": 8.0}, "an extra 8 MiB tensor held: peak memory +8 MiB"),
-    "linear": ({"extra_linear": 1}, "an extra nn.Linear(16, 16): params +272"),
-}
-#: Nominal latency ratio of each latency injection.
-NOMINAL = {"lat5": 1.05, "lat10": 1.10, "lat20": 1.20}
-
-
-def selftest_suites(rows: Sequence[str], *, repeat: int = 20, threads: int = 1) -> tuple[Suite, Suite]:
-    """Suite A: every row is the plain fixture; suite B: the same rows with the injections."""
-    from vitbench.config.spec import Settings
-
-    unknown = [r for r in rows if r not in INJECTIONS]
-    if unknown:
-        raise ValueError(f"unknown injection {unknown[0]!r}; known: {', '.join(INJECTIONS)}")
-    defaults = Settings(threads=threads, warmup=5, repeat=repeat, min_time_s=0.2,
-                        image_size=224, batch_size=1, device="cpu", processes=1)
-
-    def suite(name: str, inject: bool) -> Suite:
-        models = [ModelEntry(name=row, model="vitbench:gate_fixture",
-                             kwargs=INJECTIONS[row][0] if inject else {},
-                             note=INJECTIONS[row][1]) for row in rows]
-        return Suite(name=name, title="gate self-test", defaults=defaults, models=models)
-
-    return suite("gate-selftest-A", False), suite("gate-selftest-B", True)
-
-
-def score_real(report: GateReport) -> dict[str, Any]:
-    """What the real A/A + A/B run shows, per injection row."""
-    by_row: dict[str, dict[str, Any]] = {}
-    for v in report.verdicts:
-        if v.kind == "calibration":
-            continue
-        entry = by_row.setdefault(v.model, {"verdicts": {}})
-        entry["verdicts"][v.metric] = v.verdict
-        if v.metric == "latency_ms":
-            entry["latency_ratio"] = v.ratio
-            entry["latency_ci"] = [v.ci_low, v.ci_high]
-            if v.model in NOMINAL and v.ratio is not None:
-                entry["ratio_error_pp"] = (v.ratio - NOMINAL[v.model]) * 100
-    expected = {"aa": (), "lat5": ("latency_ms",), "lat10": ("latency_ms",),
-                "lat20": ("latency_ms",), "mem8": ("peak_memory_mb",),
-                "linear": ("params", "gflops")}  # an extra Linear adds parameters and MACs
-    for row, entry in by_row.items():
-        targets = expected.get(row, ())
-        verdicts = entry["verdicts"]
-        entry["false_alarm"] = [m for m, x in verdicts.items() if x == FAIL and m not in targets]
-        entry["inconclusive"] = [m for m, x in verdicts.items() if x in ("INCONCLUSIVE", "NOT_COMPARABLE")]
-        if targets:
-            entry["detected"] = all(verdicts.get(t) == FAIL for t in targets)
-    return by_row
-
-
-def pooled_base_values(runs_a: Sequence[RunResult], runs_b: Sequence[RunResult],
-                       quantile: float) -> list[float]:
-    """Run-level latency values of the unchanged fixture: every A row, and the B ``aa`` row."""
-    values = []
-    for runs, rows in ((runs_a, None), (runs_b, {"aa"})):
-        for run in runs:
-            for row in run.results:
-                if row.model == CALIBRATION_MODEL or row.status != "ok" or not row.latency_samples_ms:
-                    continue
-                if rows is None or row.name in rows:
-                    import numpy as np
-
-                    values.append(float(np.quantile(row.latency_samples_ms, quantile)))
-    return values
-
-
-#: Selftest rows whose latency is unchanged by construction: the A/A pool of lockstep ratios
-#: (``linear`` adds a 16×16 Linear, ``mem8`` allocates once; neither changes a forward's time
-#: measurably; the calibration probe is timed against itself).
-LATENCY_NULL_ROWS = ("aa", "linear", "mem8", CALIBRATION_ROW)
-
-
-def pooled_paired_values(paired: dict[str, Sequence[float]]) -> list[float]:
-    """Measured per-round ln(B/A) of every row whose latency did not change."""
-    return [float(x) for row in LATENCY_NULL_ROWS for x in paired.get(row, [])]
-
-
-def resampled_trials(values: Sequence[float], *, n: int, trials: int = 2000,
-                     shifts: Sequence[float] = (0.0, 0.05, 0.10, 0.20, -0.10), family: int = 10,
-                     config: Optional[GateConfig] = None, seed: int = 0,
-                     paired: bool = False) -> dict[str, Any]:
-    """Validate the decision rule on resampled *measured* run-level values.
-
-    Each trial draws two disjoint sets of ``n`` values from ``values`` (real runs of one
-    unchanged model), multiplies the candidate set by ``1 + shift``, and decides it with the
-    gate's own code. The test is judged as one of ``family`` tests (α/family: Holm's first
-    step). With ``paired`` the values are lockstep log ratios ln(B/A) of unchanged rows: a
-    trial draws ``n`` of them (one set) and adds ln(1 + shift). Returns per shift: the FAIL, WARN, IMPROVED, INCONCLUSIVE and PASS rates, the median
-    |ρ̂ − (1+shift)| in percentage points and the 95 % CI coverage of 1+shift.
-    """
-    import dataclasses
-
-    import numpy as np
-
-    from vitbench.gate import ModelRuns, Side, robust_sd
-
-    config = config or GateConfig()
-    values = np.asarray(values, float)
-    if len(values) < (n if paired else 2 * n):
-        raise ValueError(f"{len(values)} measured run values cannot give two disjoint sets of {n}")
-    cfg = dataclasses.replace(config, alpha=config.alpha / family, metrics=("latency",))
-    q = cfg.latency_quantile("cpu")
-    rng = np.random.default_rng(seed)
-    out: dict[str, Any] = {}
-    for shift in shifts:
-        counts = {k: 0 for k in ("FAIL", "WARN", "IMPROVED", "INCONCLUSIVE", "PASS", "NOT_COMPARABLE")}
-        errors, covered = [], 0
-        for _ in range(trials):
-            pick = rng.permutation(len(values))
-            if paired:
-                d = values[pick[:n]] + np.log1p(shift)
-                sides = [Side(label=label, kind="results", runs=n, models={"fixture": ModelRuns(
-                    name="fixture", settings={"device": "cpu"}, status=["ok"],
-                    latency={0.5: [1.0] * n})}) for label in "AB"]
-                report = compare_sides(sides[0], sides[1], cfg, mode="resampled",
-                                       paired={"fixture": d})
-                v = next(x for x in report.verdicts if x.metric == "latency_ms")
-                counts[v.verdict] += 1
-                errors.append(abs(v.ratio - (1 + shift)) * 100)
-                if v.ci_low is not None and v.ci_low <= 1 + shift <= v.ci_high:
-                    covered += 1
-                continue
-            a, b = values[pick[:n]], values[pick[n:2 * n]] * (1 + shift)
-            sides = []
-            for label, vals in (("A", a), ("B", b)):
-                m = ModelRuns(name="fixture", settings={"device": "cpu"}, status=["ok"],
-                              latency={q: list(vals)})
-                sides.append(Side(label=label, kind="results", runs=n, models={"fixture": m}))
-            report = compare_sides(sides[0], sides[1], cfg, mode="resampled")
-            v = next(x for x in report.verdicts if x.metric == "latency_ms")
-            counts[v.verdict] += 1
-            if v.ratio is not None:
-                errors.append(abs(v.ratio - (1 + shift)) * 100)
-            if v.ci_low is not None and v.ci_low <= 1 + shift <= v.ci_high:
-                covered += 1
-        out[f"{shift:+.0%}"] = {
-            "shift": shift, "trials": trials,
-            **{f"{k.lower()}_rate": c / trials for k, c in counts.items()},
-            "median_abs_ratio_error_pp": float(np.median(errors)) if errors else None,
-            "ci_coverage": covered / trials,
-        }
-    return {"n_per_side": n, "family": family, "alpha": config.alpha, "pool": len(values),
-            "design": "lockstep" if paired else "runs",
-            "between_run_robust_sd": robust_sd(values if paired else np.log(values)),
-            "shifts": out}
+        write_atomic(out_dir / PAIRED_FILE, json.dumps(paired, indent=1) + "\n")
+    report.notes.append(f"runs kept in {out_dir} (raw samples in each {RESULTS_FILE}"
+                        + (f", per-round ratios in {PAIRED_FILE})" if paired else ")"))
+    return report, AbRuns(runs_a, runs_b, paired)

@@ -10,7 +10,7 @@ ln(B/A) varied by ~2.5 % round to round on the same machine (measured, A/A).
 A *round* is one fresh pair of worker processes per model (the process is still the unit
 of replication: a new interpreter, allocator and memory layout each round). Inside a
 round, every adjacent (A, B) block pair gives one ratio; the round's statistic is their
-median. The gate then tests the rounds' ratios (:func:`vitbench.gate._paired_latency`).
+median. The gate then tests the rounds' ratios (:func:`vitbench.gate.evidence.lockstep`).
 
 Worker protocol (``python -m vitbench.measure.lockstep_worker JOB.json``; one JSON object per line on the
 protocol pipe, everything the model prints goes to stderr):
