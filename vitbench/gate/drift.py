@@ -89,15 +89,15 @@ def calibration_check(base: Side, cand: Side, config: GateConfig,
     regime shift. Returns the probe's verdict (None without the latency quantile on both
     sides) and the reason the machine changed, if it did."""
     a, b = base.calibration, cand.calibration
-    q = config.latency_quantile(a.device)
-    if q not in a.latency or q not in b.latency:
+    quantile = config.latency_quantile(a.device)
+    if quantile not in a.latency or quantile not in b.latency:
         return None, None
     stored = base.kind == BASELINE
-    values_a, values_b = a.latency[q], b.latency[q]
+    values_a, values_b = a.latency[quantile], b.latency[quantile]
     evidence = run_level(CALIBRATION_NAME, LATENCY, "ms", values_a, values_b,
                          config.calibration_tolerance_frac if stored
                          else config.calibration_min_shift_frac,
-                         f"q{q:g} per run", kind=CALIBRATION)
+                         f"q{quantile:g} per run", kind=CALIBRATION)
     if env_diffs:
         return _verdict(evidence, INCONCLUSIVE, "environments differ"), None
     tolerance = config.calibration_tolerance_frac
@@ -126,14 +126,15 @@ def suite_drift(noisy: list[Verdict],
     machine changed, not the models: their FAIL/IMPROVED/WARN latency verdicts become
     INCONCLUSIVE. Needs ≥ 3 latency tests and a run-level probe (in the lockstep design the
     probe's A/A control answers this question directly). Returns the verdicts and a note."""
-    latency = [v for v in noisy if v.metric == LATENCY and v.ratio and v.delta]
+    latency = [verdict for verdict in noisy
+               if verdict.metric == LATENCY and verdict.ratio and verdict.delta]
     if len(latency) < 3 or calibration is None or not calibration.ratio or \
             calibration.design == LOCKSTEP:
         return noisy, None
-    logs = np.log([v.ratio for v in latency])
+    logs = np.log([verdict.ratio for verdict in latency])
     direction = 1.0 if np.sum(logs > 0) >= np.sum(logs < 0) else -1.0
     share = float(np.mean(np.sign(logs) == direction))
-    half_delta = math.log1p(min(v.delta for v in latency)) / 2
+    half_delta = math.log1p(min(verdict.delta for verdict in latency)) / 2
     probe_log = math.log(calibration.ratio)
     typical = float(np.median(logs[np.sign(logs) == direction]))
     if not (share >= SUITE_DRIFT_SHARE and direction * probe_log >= half_delta
@@ -142,6 +143,6 @@ def suite_drift(noisy: list[Verdict],
     reason = (f"suite-level drift: {share:.0%} of the models moved {math.exp(typical) - 1:+.1%} "
               f"(median) and the calibration probe {calibration.ratio - 1:+.1%}: the machine "
               "changed, not the models")
-    moved = {id(v) for v in latency if v.verdict in (FAIL, IMPROVED, WARN)}
-    return [replace(v, verdict=INCONCLUSIVE, reason=reason) if id(v) in moved else v
-            for v in noisy], reason
+    moved = {id(verdict) for verdict in latency if verdict.verdict in (FAIL, IMPROVED, WARN)}
+    return [replace(verdict, verdict=INCONCLUSIVE, reason=reason) if id(verdict) in moved
+            else verdict for verdict in noisy], reason

@@ -124,16 +124,17 @@ def lockstep(model: str, metric: str, unit: str, a: Sequence[float], b: Sequence
              kind: str = NOISY) -> Evidence:
     """Evidence from lockstep rounds: ``log_ratios`` holds one ln(B/A) per round; ``a`` and
     ``b`` are the per-round values shown as baseline and candidate."""
-    d = np.asarray(log_ratios, float)
+    ratios = np.asarray(log_ratios, float)
+    rounds = len(ratios)
     return Evidence(
         model=model, metric=metric, unit=unit, design=LOCKSTEP, statistic=statistic,
-        min_effect=min_effect, n_a=len(d), n_b=len(d), baseline=_median(a),
+        min_effect=min_effect, n_a=rounds, n_b=rounds, baseline=_median(a),
         candidate=_median(b), kind=kind,
-        ratio=math.exp(hodges_lehmann_paired(d)) if len(d) else None,
-        noise_sd=robust_sd(d),
-        p_greater=signed_rank_pvalue(d, "greater") if len(d) >= 2 else None,
-        p_less=signed_rank_pvalue(d, "less") if len(d) >= 2 else None,
-        log_ratios=tuple(d))
+        ratio=math.exp(hodges_lehmann_paired(ratios)) if rounds else None,
+        noise_sd=robust_sd(ratios),
+        p_greater=signed_rank_pvalue(ratios, "greater") if rounds >= 2 else None,
+        p_less=signed_rank_pvalue(ratios, "less") if rounds >= 2 else None,
+        log_ratios=tuple(ratios))
 
 
 def deterministic(model: str, metric: str, a: Sequence[float], b: Sequence[float], unit: str,
@@ -211,16 +212,17 @@ def latency(model: str, a: ModelRuns, b: ModelRuns, config: GateConfig, diffs: l
                         delta, "per round: median of ln(B/A) over adjacent lockstep blocks")
     if not a.latency and not b.latency:
         return None
-    q = config.latency_quantile(a.device)
-    if a.latency and b.latency and (q not in a.latency or q not in b.latency):
+    quantile = config.latency_quantile(a.device)
+    if a.latency and b.latency and (quantile not in a.latency or quantile not in b.latency):
         stored = ", ".join(f"q{x:g}" for x in sorted(a.latency))
         return Verdict(model=model, metric=LATENCY, kind=NOISY, verdict=NOT_COMPARABLE,
-                       unit="ms", reason=f"per-run quantile q{q:g} not stored (baseline has "
-                                         f"{stored}); rebuild it with --quantile")
+                       unit="ms", reason=f"per-run quantile q{quantile:g} not stored (baseline "
+                                         f"has {stored}); rebuild it with --quantile")
     unusable = _unusable(model, LATENCY, NOISY, "ms", list(a.latency), list(b.latency), diffs)
     if unusable is not None:
         return unusable
-    return run_level(model, LATENCY, "ms", a.latency[q], b.latency[q], delta, f"q{q:g} per run")
+    return run_level(model, LATENCY, "ms", a.latency[quantile], b.latency[quantile], delta,
+                     f"q{quantile:g} per run")
 
 
 def memory(model: str, a: ModelRuns, b: ModelRuns, config: GateConfig, diffs: list[str],
@@ -245,9 +247,9 @@ def memory(model: str, a: ModelRuns, b: ModelRuns, config: GateConfig, diffs: li
     if paired_by_round and len(a.memory) == len(b.memory) and all(
             status == "ok" for status in [*a.status, *b.status]):
         # the i-th value of each side comes from the same lockstep round
-        d = np.log(np.asarray(b.memory) + MEMORY_LOG_OFFSET_MIB) - \
+        round_log_ratios = np.log(np.asarray(b.memory) + MEMORY_LOG_OFFSET_MIB) - \
             np.log(np.asarray(a.memory) + MEMORY_LOG_OFFSET_MIB)
-        return lockstep(model, PEAK_MEMORY, "MiB", a.memory, b.memory, d, delta,
+        return lockstep(model, PEAK_MEMORY, "MiB", a.memory, b.memory, round_log_ratios, delta,
                         "per round: ln(B/A) of the two workers' peak RSS")
     return run_level(model, PEAK_MEMORY, "MiB", a.memory, b.memory, delta, "peak RSS per run",
                      log_offset=MEMORY_LOG_OFFSET_MIB)

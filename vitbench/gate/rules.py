@@ -261,9 +261,9 @@ def compare_sides(base: Side, cand: Side, config: Optional[GateConfig] = None, *
 
     calibration, drift = _check_machine(base, cand, config, env_diffs, paired, report.notes)
     if base.kind == BASELINE:
-        pending = [widen_for_stored_baseline(e) for e in pending]
-    noisy = [decide(e, config, family_size=len(pending), adjusted=adjusted, drift=drift)
-             for e, adjusted in zip(pending, adjust_over_family(pending))]
+        pending = [widen_for_stored_baseline(test) for test in pending]
+    noisy = [decide(test, config, family_size=len(pending), adjusted=adjusted, drift=drift)
+             for test, adjusted in zip(pending, adjust_over_family(pending))]
     if not drift:
         noisy, note = suite_drift(noisy, calibration)
         if note:
