@@ -75,8 +75,3 @@ def main() -> None:
         first = (f"{exc.__class__.__name__}: {exc}".splitlines() or ["?"])[0][:300]
         fail(f"internal error: {first} (VITBENCH_DEBUG=1 shows the traceback)", ExitCode.ERROR)
         raise SystemExit(int(ExitCode.ERROR)) from None
-
-
-# Old private spellings, kept only until every command module imports the public names.
-_fail = fail
-_parse_image_size = parse_image_size
