@@ -87,6 +87,15 @@ def test_shifted_window_mask_separates_the_wrapped_regions():
     assert allowed_pairs == 16 ** 2 + 12 ** 2 + 12 ** 2 + 9 ** 2
 
 
+def test_shifted_block_runs_in_bfloat16():
+    """The shift mask takes the activations' dtype (SDPA refuses a float32 mask otherwise)."""
+    block = SwinMixerBlock(32, 1, (14, 14), window=7, shifted=True, layer_scale=1e-6).eval()
+    block = block.to(torch.bfloat16)
+    with torch.no_grad():
+        out = block(torch.randn(1, 32, 14, 14, dtype=torch.bfloat16))
+    assert out.dtype == torch.bfloat16 and torch.isfinite(out).all()
+
+
 def test_unshifted_windows_do_not_see_each_other():
     """Unshifted windows are independent: a change in one leaves the others' outputs alone."""
     torch.manual_seed(0)

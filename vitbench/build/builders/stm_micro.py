@@ -122,13 +122,13 @@ class SwinMixerBlock(nn.Module):
         self.drop_path = DropPath(drop_path) if drop_path > 0 else nn.Identity()
         self._masks: dict[tuple, torch.Tensor] = {}
 
-    def _mask(self, height: int, width: int, device: torch.device) -> torch.Tensor | None:
+    def _mask(self, height: int, width: int, like: torch.Tensor) -> torch.Tensor | None:
         if not self.shift:
             return None
-        key = (height, width, str(device))
+        key = (height, width, str(like.device), like.dtype)
         if key not in self._masks:
-            self._masks[key] = shifted_window_mask(height, width, self.window,
-                                                   self.shift).to(device)
+            mask = shifted_window_mask(height, width, self.window, self.shift)
+            self._masks[key] = mask.to(device=like.device, dtype=like.dtype)
         return self._masks[key]
 
     def _mix(self, x: torch.Tensor) -> torch.Tensor:
@@ -142,7 +142,7 @@ class SwinMixerBlock(nn.Module):
             x = torch.roll(x, shifts=(-self.shift, -self.shift), dims=(1, 2))
         window = (self.window, self.window)
         windows = window_partition(x, window).view(-1, self.window * self.window, dim)
-        windows = self.attn(windows, mask=self._mask(padded_h, padded_w, x.device))
+        windows = self.attn(windows, mask=self._mask(padded_h, padded_w, x))
         x = window_reverse(windows.view(-1, *window, dim), window, padded_h, padded_w)
         if self.shift:
             x = torch.roll(x, shifts=(self.shift, self.shift), dims=(1, 2))
