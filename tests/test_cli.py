@@ -119,8 +119,8 @@ def test_run_in_process_writes_every_file(repo_root, tmp_path):
     run = RunResult.load(out / "results.json")
     vit, later = run.results
     assert vit.status == "ok" and later.status == "unavailable" and later.error == "not built in tests"
-    assert vit.latency_ms["n"] == len(vit.latency_samples_ms) >= 3
-    assert vit.gflops and vit.params and "params_m" in vit.comparisons
+    assert vit.latency.summary.n == len(vit.latency.samples_ms) >= 3
+    assert vit.gmacs and vit.counts.params and "params_m" in vit.comparisons
     assert run.environment["torch"] and run.environment["cpu"]
     header = (out / "results.csv").read_text().splitlines()[0].split(",")
     for column in ("name", "model", "image_size", "batch_size", "device", "dtype", "status",
@@ -156,12 +156,13 @@ def test_real_subprocess_run(repo_root, tmp_path):
     assert "TestViT" in proc.stdout and "unavailable" in proc.stdout
     assert (out / "report.html").is_file() and list((out / "plots").glob("*.png"))
     data = json.loads((out / "results.json").read_text())
-    assert data["schema"] == "vitbench.result/1" and data["complete"]
+    assert data["schema"] == "vitbench.result/2" and data["complete"]
     row = data["results"][0]
-    assert row["status"] == "ok" and row["threads"] == 1 and row["peak_memory_mb"] is not None
+    assert row["status"] == "ok" and row["threads"] == 1 and row["memory"]["peak_mib"] is not None
     # timed by the default 3 fresh processes, samples pooled, each process's median kept
-    assert row["latency_ms"]["processes"] == 3 and len(row["latency_ms"]["process_medians_ms"]) == 3
-    assert len(row["latency_samples_ms"]) >= 9 and row["latency_ms"]["process_spread"] >= 1.0
+    summary = row["latency"]["summary"]
+    assert summary["processes"] == 3 and len(summary["process_medians_ms"]) == 3
+    assert len(row["latency"]["samples_ms"]) >= 9 and summary["process_spread"] >= 1.0
 
 
 def test_out_that_is_a_file_is_a_one_line_error(repo_root, tmp_path):

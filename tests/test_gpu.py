@@ -90,16 +90,17 @@ def test_cuda_row_is_complete(mode):
     # 0.3 s of timed samples: long enough for the 20 ms power sampler to take several
     row = measure_job(_job(mode=mode, min_time_s=0.3))
     assert row.status == "ok", row.error
-    assert row.timer == "cuda events"
-    assert (row.calls_per_sample == 1) if mode == "latency" else (row.calls_per_sample >= 2)
-    assert row.peak_memory_mb > 0 and row.peak_memory_reserved_mb >= row.peak_memory_mb
-    assert row.memory_method.startswith("cuda max_memory_allocated")
+    timed, memory, telemetry = row.latency, row.memory, row.telemetry
+    assert timed.timer == "cuda events"
+    assert (timed.calls_per_sample == 1) if mode == "latency" else (timed.calls_per_sample >= 2)
+    assert memory.peak_mib > 0 and memory.reserved_mib >= memory.peak_mib
+    assert memory.method.startswith("cuda max_memory_allocated") and memory.parts is None
     assert isinstance(row.environment["cudnn_benchmark"], bool)
     assert row.environment["gpu"] == torch.cuda.get_device_name(torch.cuda.current_device())
-    assert row.gpu_telemetry["nvml"] == "ok" and row.gpu_telemetry["samples"] >= 2
-    assert row.gpu_power_w > 0 and row.energy_j_per_img > 0 and row.gpu_temp_c > 0
-    assert 0 <= row.gpu_util_pct <= 100
-    assert isinstance(row.contended, bool) and row.minor_faults_per_call >= 0
+    assert telemetry.nvml["nvml"] == "ok" and telemetry.nvml["samples"] >= 2
+    assert telemetry.gpu_power_w > 0 and telemetry.energy_j_per_img > 0
+    assert telemetry.gpu_temp_c > 0 and 0 <= telemetry.gpu_util_pct <= 100
+    assert isinstance(telemetry.contended, bool) and timed.minor_faults_per_call >= 0
 
 
 @pytest.mark.gpu
@@ -133,7 +134,7 @@ def test_peak_memory_is_reset_between_batch_sizes():
 
     small = measure_job(_job(batch_size=1))
     large = measure_job(_job(batch_size=64))
-    assert small.peak_memory_mb < large.peak_memory_mb
+    assert small.peak_memory_mib < large.peak_memory_mib
 
 
 @pytest.mark.gpu

@@ -107,6 +107,6 @@ def test_rows_after_the_failures_still_run_once_per_batch_size(isolation_run):
     for batch in (1, 2):
         row = rows[("tiny", batch)]
         assert row.status == "ok", row.error
-        assert row.latency_ms["n"] >= 3 and row.batch_size == batch
+        assert row.latency.summary.n >= 3 and row.batch_size == batch
     assert run.complete and (out / "results.json").is_file()
     assert "warnings" in run.environment, "the oversubscription check lands in the JSON"

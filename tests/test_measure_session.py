@@ -95,11 +95,11 @@ def test_peak_memory_on_cpu_is_the_weights_plus_the_rise_over_the_resident_set()
         memory = session.read_peak_memory(module)
     assert memory.method.startswith("cpu: parameters+buffers plus the rise of peak RSS")
     assert memory.reserved_mib is None
-    assert memory.parts["weights_and_buffers_mb"] == round(weights_mib, 3)
-    assert memory.parts["inference_extra_rss_mb"] >= 31
+    assert memory.parts["weights_and_buffers_mib"] == round(weights_mib, 3)
+    assert memory.parts["inference_extra_rss_mib"] >= 31
     assert memory.peak_mib == pytest.approx(
-        weights_mib + memory.parts["inference_extra_rss_mb"], abs=1e-3)
-    assert memory.parts["peak_rss_mb"] >= memory.parts["rss_before_inference_mb"] + 31
+        weights_mib + memory.parts["inference_extra_rss_mib"], abs=1e-3)
+    assert memory.parts["peak_rss_mib"] >= memory.parts["rss_before_inference_mib"] + 31
 
 
 def test_where_the_peak_rss_counter_cannot_be_reset_cpu_peak_memory_is_unavailable():

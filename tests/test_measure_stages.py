@@ -1,6 +1,6 @@
 """The typed stages and the one place they meet the row: the timing primitives under a fake
 clock, ``Timing.latency()``, ``count_static`` on a module with a closed-form count, and
-``measure.row`` copying each stage result onto today's flat fields."""
+``measure.row`` putting each stage result onto the row as its part, with its warnings."""
 
 from __future__ import annotations
 
@@ -11,7 +11,8 @@ import pytest
 from vitbench.measure.row import (FAULTS_PER_CALL_WARNING, apply_latency, apply_memory,
                                   apply_static)
 from vitbench.measure.timing import HostTimer, Timing, gc_paused, time_block, time_call
-from vitbench.records import Latency, ModelResult, PeakMemory, StaticCost, TimedWindow
+from vitbench.records import (Latency, LatencySummary, ModelResult, PeakMemory, StaticCost,
+                              Telemetry, TimedWindow)
 from vitbench.stats import summarize, window_spread
 
 from helpers_timing import FakeClock
@@ -62,8 +63,11 @@ def test_the_latency_of_a_timing_is_its_samples_with_their_summary():
                     warmup_ms_total=9.0, stopped_by="minimums", calls_per_sample=4,
                     timer="host perf_counter")
     latency = timing.latency()
-    assert latency.samples_ms == samples and latency.summary == summarize(samples)
-    assert latency.window_spread == window_spread(samples) == pytest.approx(11.0 / 2.0)
+    assert latency.samples_ms == samples
+    assert latency.summary == LatencySummary(**summarize(samples).to_dict(),
+                                             window_spread=window_spread(samples))
+    assert latency.summary.window_spread == pytest.approx(11.0 / 2.0), "exact, not rounded"
+    assert latency.summary.exact() == summarize(samples)
     assert latency.calls == 12 * 4
     assert (latency.first_call_ms, latency.warmup_calls, latency.stopped_by, latency.timer) == (
         50.0, 3, "minimums", "host perf_counter")
@@ -103,24 +107,27 @@ def _row(**job_changes) -> ModelResult:
 def test_params_alone_leave_the_flop_fields_empty():
     row = _row()
     apply_static(row, StaticCost(params=1_500_000))
-    assert row.params == 1_500_000 and row.params_m == 1.5
-    assert row.gflops is None and row.gflops_counter is None and row.warnings == []
-    assert "crosscheck_uncounted_ops" not in row.model_dump()
+    assert row.counts == StaticCost(params=1_500_000) and row.params_m == 1.5
+    assert row.gmacs is None and row.counts.counter is None and row.warnings == []
+    assert row.model_dump()["counts"]["crosscheck_uncounted_ops"] == {}, "a declared field"
 
 
 def test_a_flop_count_lands_on_the_row_with_its_warnings():
     row = _row()
-    apply_static(row, StaticCost(
+    cost = StaticCost(
         params=10, gmacs=1.0, counter="fvcore+sdpa", crosscheck_gmacs=1.5,
         crosscheck_counter="torch.utils.flop_counter+cpu-sdpa", counters_agree=False,
         uncounted_ops={"aten::mean": 2, "aten::fancy": 1}, gap_ops=["aten::fancy"],
-        crosscheck_uncounted_ops={"aten::fancy": 1}, error="fvcore could not trace"))
-    assert (row.gflops, row.gflops_counter, row.gflops_crosscheck, row.counters_agree) == (
+        crosscheck_uncounted_ops={"aten::fancy": 1}, error="fvcore could not trace")
+    apply_static(row, cost)
+    assert row.counts is cost, "the stage's object is the row's part, as it is"
+    counts = row.counts
+    assert (row.gmacs, counts.counter, counts.crosscheck_gmacs, counts.counters_agree) == (
         1.0, "fvcore+sdpa", 1.5, False)
-    assert row.gflops_crosscheck_counter == "torch.utils.flop_counter+cpu-sdpa"
-    assert row.uncounted_ops == {"aten::mean": 2, "aten::fancy": 1}
-    assert row.gap_ops == ["aten::fancy"] and row.flops_error == "fvcore could not trace"
-    assert row.model_dump()["crosscheck_uncounted_ops"] == {"aten::fancy": 1}
+    assert counts.crosscheck_counter == "torch.utils.flop_counter+cpu-sdpa"
+    assert counts.uncounted_ops == {"aten::mean": 2, "aten::fancy": 1}
+    assert counts.gap_ops == ["aten::fancy"] and counts.error == "fvcore could not trace"
+    assert row.model_dump()["counts"]["crosscheck_uncounted_ops"] == {"aten::fancy": 1}
     assert row.warnings == [
         "ops that may carry MACs were not counted: aten::fancy",
         "counters disagree: fvcore+sdpa 1.0000 vs torch.utils.flop_counter+cpu-sdpa "
@@ -128,8 +135,8 @@ def test_a_flop_count_lands_on_the_row_with_its_warnings():
 
 
 def _latency(samples, **changes) -> Latency:
-    fields = dict(samples_ms=samples, summary=summarize(samples),
-                  window_spread=window_spread(samples), first_call_ms=30.0, warmup_calls=5,
+    summary = LatencySummary.of(summarize(samples), window_spread=window_spread(samples))
+    fields = dict(samples_ms=samples, summary=summary, first_call_ms=30.0, warmup_calls=5,
                   stopped_by="minimums", timer="host perf_counter", calls_per_sample=1)
     fields.update(changes)
     return Latency(**fields)
@@ -149,15 +156,19 @@ def test_a_steady_timed_loop_lands_on_the_row_without_warnings():
     row = _row(repeat=20)
     latency = _latency(samples)
     apply_latency(row, small_job(TINY, repeat=20), latency, _window(minor_faults=40))
-    assert row.latency_ms == {**latency.summary.to_dict(),
-                              "window_spread": round(latency.window_spread, 4)}
-    assert row.latency_samples_ms == [round(s, 6) for s in samples]
+    stored = row.latency
+    assert stored.summary.model_dump() == {
+        **summarize(samples).to_dict(), "window_spread": round(window_spread(samples), 4),
+        "processes": None, "process_medians_ms": None, "process_spread": None}
+    assert stored.samples_ms == [round(s, 6) for s in samples]
     assert row.throughput_img_s == pytest.approx(2 / (latency.summary.median / 1000))
-    assert row.minor_faults_per_call == 40 / 20
-    assert (row.first_call_ms, row.warmup_calls, row.stopped_by, row.timer,
-            row.calls_per_sample) == (30.0, 5, "minimums", "host perf_counter", 1)
-    assert (row.foreign_cpu_pct, row.contended) == (1.0, False)
-    assert row.gpu_telemetry == {"nvml": "not sampled: device is cpu"} and row.gpu_power_w is None
+    assert stored.throughput_img_s == row.throughput_img_s
+    assert stored.minor_faults_per_call == 40 / 20
+    assert (stored.first_call_ms, stored.warmup_calls, stored.stopped_by, stored.timer,
+            stored.calls_per_sample) == (30.0, 5, "minimums", "host perf_counter", 1)
+    assert row.telemetry == Telemetry(foreign_cpu_pct=1.0, contended=False,
+                                      nvml={"nvml": "not sampled: device is cpu"})
+    assert row.telemetry.gpu_power_w is None
     assert list(row.environment) == ["malloc", "contention"]
     assert row.warnings == []
 
@@ -176,7 +187,7 @@ def test_faults_drift_instability_time_limits_and_contention_each_warn_in_order(
     assert len(row.warnings) == len(expected)
     for warning, start in zip(row.warnings, expected):
         assert warning.startswith(start), (warning, start)
-    assert "(load 1.5)" in row.warnings[-1] and row.contended is True
+    assert "(load 1.5)" in row.warnings[-1] and row.telemetry.contended is True
     assert row.environment["first_call_includes_compile"] is True
 
 
@@ -185,22 +196,26 @@ def test_gpu_telemetry_fills_the_power_columns():
     telemetry = {"nvml": "ok", "power_w_mean": 210.0, "energy_j_per_img": 0.25,
                  "util_pct_mean": 87.5, "temp_c_max": 61.0}
     apply_latency(row, small_job(TINY), _latency([1.0] * 12), _window(gpu_telemetry=telemetry))
-    assert (row.gpu_power_w, row.energy_j_per_img, row.gpu_util_pct, row.gpu_temp_c) == (
+    power = row.telemetry
+    assert (power.gpu_power_w, power.energy_j_per_img, power.gpu_util_pct, power.gpu_temp_c) == (
         210.0, 0.25, 87.5, 61.0)
-    assert row.gpu_telemetry == telemetry
+    assert power.nvml == telemetry
 
 
 def test_peak_memory_lands_on_the_row_with_its_cpu_parts():
     row = _row()
-    parts = {"weights_and_buffers_mb": 1.5, "inference_extra_rss_mb": 2.0,
-             "rss_before_inference_mb": 900.0, "peak_rss_mb": 902.0}
+    parts = {"weights_and_buffers_mib": 1.5, "inference_extra_rss_mib": 2.0,
+             "rss_before_inference_mib": 900.0, "peak_rss_mib": 902.0}
     apply_memory(row, PeakMemory(peak_mib=3.5, method="cpu: ...", parts=parts),
                  rss_before_build_kib=880 * 1024)
-    assert (row.peak_memory_mb, row.peak_memory_reserved_mb, row.memory_method) == (
+    assert (row.peak_memory_mib, row.memory.reserved_mib, row.memory.method) == (
         3.5, None, "cpu: ...")
-    assert row.environment["memory"] == {**parts, "rss_before_build_mb": 880.0}
+    assert row.memory.parts == {**parts, "rss_before_build_mib": 880.0}
+    assert "memory" not in row.environment
 
+    cuda_memory = PeakMemory(peak_mib=100.0, reserved_mib=128.0, method="cuda ...")
     cuda_row = _row()
-    apply_memory(cuda_row, PeakMemory(peak_mib=100.0, reserved_mib=128.0, method="cuda ..."))
-    assert (cuda_row.peak_memory_mb, cuda_row.peak_memory_reserved_mb) == (100.0, 128.0)
+    apply_memory(cuda_row, cuda_memory)
+    assert cuda_row.memory is cuda_memory, "the stage's object, as it is"
+    assert (cuda_row.peak_memory_mib, cuda_row.memory.reserved_mib) == (100.0, 128.0)
     assert "memory" not in cuda_row.environment

@@ -144,17 +144,19 @@ def test_a_real_model_on_cpu_gives_a_complete_row():
 
     row = measure_job(_job())
     assert row.status == "ok", row.error
-    lat = row.latency_ms
+    timed = row.latency
+    lat = timed.summary
     for key in ("n", "median", "mean", "p90", "p99", "min", "iqr", "ci_low", "ci_high",
                 "unstable"):
-        assert key in lat
-    assert lat["n"] == len(row.latency_samples_ms) >= 8
-    assert lat["min"] <= lat["ci_low"] <= lat["median"] <= lat["ci_high"] <= lat["max"]
-    assert row.throughput_img_s == pytest.approx(2 / (lat["median"] / 1000))
-    assert row.first_call_ms > 0 and row.warmup_calls == 2 and row.timer == "host perf_counter"
-    assert row.params == sum(p.numel() for p in __import__("tests.fixtures_models", fromlist=["x"]).tiny().parameters())
-    assert row.gpu_telemetry == {"nvml": "not sampled: device is cpu"}
-    assert row.gpu_power_w is None and row.energy_j_per_img is None
+        assert getattr(lat, key) is not None
+    assert lat.n == len(timed.samples_ms) >= 8
+    assert lat.min <= lat.ci_low <= lat.median <= lat.ci_high <= lat.max
+    assert row.throughput_img_s == pytest.approx(2 / (lat.median / 1000))
+    assert timed.first_call_ms > 0 and timed.warmup_calls == 2
+    assert timed.timer == "host perf_counter"
+    assert row.counts.params == sum(p.numel() for p in __import__("tests.fixtures_models", fromlist=["x"]).tiny().parameters())
+    assert row.telemetry.nvml == {"nvml": "not sampled: device is cpu"}
+    assert row.telemetry.gpu_power_w is None and row.telemetry.energy_j_per_img is None
 
 
 @pytest.mark.skipif(not Path("/proc/stat").is_file(), reason="foreign CPU needs Linux /proc/stat")
@@ -165,8 +167,9 @@ def test_a_timed_row_on_linux_says_how_contended_the_machine_was():
     row = measure_job(_job(count=False))
     assert row.status == "ok", row.error
     contention = row.environment["contention"]
-    assert contention["foreign_cpu_pct"] == row.foreign_cpu_pct >= 0
-    assert row.contended is (row.foreign_cpu_pct > CONTENDED_FOREIGN_PCT)
+    telemetry = row.telemetry
+    assert contention["foreign_cpu_pct"] == telemetry.foreign_cpu_pct >= 0
+    assert telemetry.contended is (telemetry.foreign_cpu_pct > CONTENDED_FOREIGN_PCT)
     assert set(contention) == {
         "wall_s", "own_cpu_s", "load_average_1m_start", "load_average_1m_end",
         "machine_busy_cpu_s", "foreign_cpu_s", "steal_cpu_s", "foreign_cpu_pct", "own_cpu_share"}
@@ -177,8 +180,8 @@ def test_a_real_model_in_throughput_mode_with_channels_last():
 
     row = measure_job(_job(mode="throughput", channels_last=True, count=False, repeat=3))
     assert row.status == "ok", row.error
-    assert row.calls_per_sample >= 2 and row.mode == "throughput" and row.channels_last
-    assert row.gflops is None, "count=False skips the FLOP count"
+    assert row.latency.calls_per_sample >= 2 and row.mode == "throughput" and row.channels_last
+    assert row.gmacs is None, "count=False skips the FLOP count"
 
 
 def test_max_batch_on_cpu_is_a_failed_row_with_the_reason():

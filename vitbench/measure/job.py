@@ -28,7 +28,7 @@ from vitbench.measure.prepare import prepare_inputs, prepare_module, search_max_
 from vitbench.measure.row import apply_latency, apply_memory, apply_static
 from vitbench.measure.session import DeviceSession
 from vitbench.measure.static import count_static
-from vitbench.records import ModelResult
+from vitbench.records import Latency, ModelResult
 
 StageCallback = Callable[[str], None]
 
@@ -153,26 +153,25 @@ def pool_processes(first: ModelResult, others: list[ModelResult]) -> ModelResult
     from vitbench.stats import DRIFT_RATIO, summarize, window_spread
 
     row = first.model_copy(deep=True)
-    ok = [o for o in others if o.status == "ok" and o.latency_samples_ms]
+    ok = [o for o in others if o.status == "ok" and o.latency and o.latency.samples_ms]
     for index, other in enumerate(others, start=2):
         if other not in ok:
             row.warnings.append(f"timing process {index} failed ({other.error}); "
                                 "its samples are left out")
     if not ok:
         return row
-    runs = [first.latency_samples_ms, *(o.latency_samples_ms for o in ok)]
+    runs = [first.latency.samples_ms, *(o.latency.samples_ms for o in ok)]
     pooled = [s for samples in runs for s in samples]
     summary = summarize(pooled)
     medians = [summarize(samples).median for samples in runs]
     spread = max(medians) / min(medians) if min(medians) > 0 else None
     window = [w for w in (window_spread(s) for s in runs) if w is not None]
-    row.latency_ms = summary.to_dict()
-    row.latency_ms.update(
-        window_spread=round(max(window), 4) if window else None,
-        processes=len(runs), process_medians_ms=[round(m, 6) for m in medians],
-        process_spread=None if spread is None else round(spread, 4))
-    if spread is not None and spread > PROCESS_SPREAD_RATIO:
-        row.latency_ms["unstable"] = True
+    unstable = spread is not None and spread > PROCESS_SPREAD_RATIO
+    row.latency = Latency.pooled(
+        first.latency, samples_ms=pooled, summary=summary, medians_ms=medians, spread=spread,
+        window_spread=max(window) if window else None, batch_size=row.batch_size or 1,
+        unstable=unstable)
+    if unstable:
         row.warnings.append(
             f"between processes: the {len(runs)} worker processes' medians differ by "
             f"{spread:.2f}x ({', '.join(f'{m:.3g}' for m in medians)} ms); the machine's speed "
@@ -182,9 +181,6 @@ def pool_processes(first: ModelResult, others: list[ModelResult]) -> ModelResult
         row.warnings.append(
             f"drift: the medians of the four quarters of a timed loop differ by up to "
             f"{max(window):.2f}x; the machine's speed changed while this row was timed")
-    row.latency_samples_ms = pooled
-    batch = row.batch_size or 1
-    row.throughput_img_s = batch / (summary.median / 1000)
     row.environment["processes"] = [
         {"median_ms": round(m, 6), "samples": len(s)} for m, s in zip(medians, runs)]
     return row

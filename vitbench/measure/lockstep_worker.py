@@ -83,8 +83,7 @@ def _serve(job: Job, proto) -> int:
         send({"event": "finish",
               "minor_faults_per_call": (session.faults.count / timed_calls
                                         if timed_calls else None),
-              "peak_memory_mb": memory.peak_mib, "peak_memory_reserved_mb": memory.reserved_mib,
-              "memory_method": memory.method})
+              "memory": memory.model_dump()})
     return 0
 
 

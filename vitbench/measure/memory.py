@@ -1,14 +1,14 @@
 """Peak memory of one model's inference, from the first call to the last timed one.
 
 * CPU — the kernel's peak-RSS counter (VmHWM) is reset through ``/proc/self/clear_refs``
-  just before the first inference call; ``peak_memory_mb`` is the bytes of the model's
+  just before the first inference call; ``memory.peak_mib`` is the bytes of the model's
   parameters and buffers plus how far that peak rose above the resident set measured right
   before inference, i.e. weights + activations + workspace, without the Python/torch runtime
   (~0.8 GiB that would swamp small models) and without heap left over from building and
   counting the model.
 * CUDA — ``torch.cuda.max_memory_allocated`` after ``reset_peak_memory_stats``: weights,
   inputs, activations and workspace held by PyTorch's allocator; ``max_memory_reserved``
-  (what the caching allocator took from the driver) goes to ``peak_memory_reserved_mb``.
+  (what the caching allocator took from the driver) goes to ``memory.reserved_mib``.
 
 The reset itself belongs to the device session (:meth:`vitbench.measure.session.DeviceSession.
 reset_peak_memory`), which calls these helpers.
@@ -83,7 +83,7 @@ def read_peak_memory(module, *, cuda: bool, rss_before_inference_kib: Optional[i
         peak_mib=weights_mib + extra_mib,
         method=("cpu: parameters+buffers plus the rise of peak RSS over the resident set "
                 "during inference (VmHWM reset before the first call)"),
-        parts={"weights_and_buffers_mb": round(weights_mib, 3),
-               "inference_extra_rss_mb": round(extra_mib, 3),
-               "rss_before_inference_mb": round(rss_before_inference_kib / 1024, 1),
-               "peak_rss_mb": round(peak_kib / 1024, 1)})
+        parts={"weights_and_buffers_mib": round(weights_mib, 3),
+               "inference_extra_rss_mib": round(extra_mib, 3),
+               "rss_before_inference_mib": round(rss_before_inference_kib / 1024, 1),
+               "peak_rss_mib": round(peak_kib / 1024, 1)})

@@ -38,7 +38,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, ContextManager, Iterator, Optional
 
-from vitbench.records import Latency
+from vitbench.records import Latency, LatencySummary
 from vitbench.stats import relative_ci_halfwidth_pct, summarize, window_spread
 
 ClockNs = Callable[[], int]
@@ -77,9 +77,11 @@ class Timing:
     extra: dict = field(default_factory=dict)
 
     def latency(self) -> Latency:
-        """The typed outcome: these samples with their summary and window spread."""
-        return Latency(samples_ms=list(self.samples_ms), summary=summarize(self.samples_ms),
-                       window_spread=window_spread(self.samples_ms),
+        """The typed outcome: these samples with their summary and window spread, exact (the
+        row rounds what it stores: :func:`vitbench.measure.row.apply_latency`)."""
+        return Latency(samples_ms=list(self.samples_ms),
+                       summary=LatencySummary.of(summarize(self.samples_ms),
+                                                 window_spread=window_spread(self.samples_ms)),
                        first_call_ms=self.first_call_ms, warmup_calls=self.warmup_calls,
                        stopped_by=self.stopped_by, timer=self.timer,
                        calls_per_sample=self.calls_per_sample)

@@ -87,7 +87,8 @@ def more_processes(job: Job, first: ModelResult, on_stage: Callable[[str], None]
     """Time an ok row in ``job.processes − 1`` more fresh workers and pool their samples."""
     from vitbench.measure.job import pool_processes
 
-    if job.processes <= 1 or first.status != "ok" or not first.latency_samples_ms:
+    timed = first.latency is not None and bool(first.latency.samples_ms)
+    if job.processes <= 1 or first.status != "ok" or not timed:
         return first
     timing_only = job.model_copy(update={"count": False, "processes": 1})
     others = []
