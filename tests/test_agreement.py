@@ -7,16 +7,18 @@ from typer.testing import CliRunner
 from vitbench.report.agreement import summarize_agreement
 from vitbench.report.markdown import render_agreement
 from vitbench.cli import app
-from vitbench.records import ModelResult, RunResult
+from vitbench.records import ModelResult, RunResult, StaticCost
 
 
 def _row(name, status="ok", params=None, gflops=None, ref=None, decimals=None, note="",
          agree=True):
+    """``params`` in millions, ``gflops`` in giga-MACs (the printed keys' units)."""
+    counts = None if params is None else StaticCost(
+        params=round(params * 1e6), gmacs=gflops, counters_agree=agree)
     row = ModelResult(name=name, model="timm:x", image_size=(224, 224), batch_size=1,
                       device="cpu", dtype="float32", flops_convention="matmul-only",
-                      tolerance_pct=5.0, status=status, params_m=params, gflops=gflops,
-                      reference=ref or {}, printed_decimals=decimals or {}, note=note,
-                      counters_agree=agree if status == "ok" else None)
+                      tolerance_pct=5.0, status=status, counts=counts,
+                      reference=ref or {}, printed_decimals=decimals or {}, note=note)
     if status == "ok":
         row.compare_to_reference()
     return row

@@ -64,7 +64,8 @@ def test_svg_bytes_are_stable():
 def test_resolution_sweep_from_rows_of_one_model():
     run = RunResult.load(DATA / "report_cpu_b4.json")
     bigger = [r.model_copy(update={"name": f"{r.name} @288", "image_size": (288, 288),
-                                   "gflops": r.gflops * 1.65})
+                                   "counts": r.counts.model_copy(
+                                       update={"gmacs": r.gmacs * 1.65})})
               for r in run.results]
     run.results = run.results + bigger
     outcome = plots.plot_resolution_sweep(merge_runs([run]))

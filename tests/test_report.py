@@ -158,7 +158,7 @@ def test_printed_latency_next_to_measured_and_pending_rows():
     run = RunResult.load(CPU_B1)
     run.results[2].reference["latency_cpu_ms"] = 67.3
     run.results[2].printed_decimals["latency_cpu_ms"] = 1
-    run.results[4].status, run.results[4].latency_ms = "pending", None
+    run.results[4].status, run.results[4].latency = "pending", None
     table = report.build_table(run)
     at = table.headers.index("CPU latency (ms)")
     assert table.headers[at + 1] == "paper (ms)"

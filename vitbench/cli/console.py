@@ -63,12 +63,12 @@ def results_table(run: RunResult) -> Table:
     table.add_column("Status", overflow="fold", max_width=40)
     footnotes: dict[str, int] = {}
     for row in run.results:
-        latency = row.latency_ms
+        latency = row.latency_summary
         lat = Text("–")
         if latency:
-            lat = Text(f"{latency['median']:.1f} [{latency['p90']:.1f}]",
-                       style="yellow" if latency.get("unstable") else "")
-            if latency.get("unstable"):
+            lat = Text(f"{latency.median:.1f} [{latency.p90:.1f}]",
+                       style="yellow" if latency.unstable else "")
+            if latency.unstable:
                 lat.append(" ~", style="yellow")
         size = f"{row.image_size[0]}" if row.image_size[0] == row.image_size[1] else \
             f"{row.image_size[0]}×{row.image_size[1]}"
@@ -83,8 +83,8 @@ def results_table(run: RunResult) -> Table:
         table.add_row(
             Text(row.name, style="dim" if row.status == "unavailable" else ""), size,
             fmt(row.params_m), fmt_printed(row, "params_m"), _delta(row, "params_m"),
-            fmt(row.gflops, 3), fmt_printed(row, "gflops"), _delta(row, "gflops"),
-            lat, fmt(row.throughput_img_s, 1), fmt(row.peak_memory_mb, 0), status,
+            fmt(row.gmacs, 3), fmt_printed(row, "gflops"), _delta(row, "gflops"),
+            lat, fmt(row.throughput_img_s, 1), fmt(row.peak_memory_mib, 0), status,
         )
     table.footnotes = footnotes  # type: ignore[attr-defined]
     return table

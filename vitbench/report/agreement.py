@@ -90,7 +90,7 @@ def _add_row(summary: SuiteAgreement, suite: str, row: ModelResult) -> None:
         summary.failed += 1
         return
     summary.built += 1
-    if row.counters_agree is False:
+    if row.counts is not None and row.counts.counters_agree is False:
         summary.counters_disagree.append(f"{suite}: {row.name}")
     comparisons = _comparisons(row)
     for quantity in QUANTITIES:

@@ -12,7 +12,7 @@ import io
 from typing import Any, Optional
 
 from vitbench.config.spec import REFERENCE_KEYS
-from vitbench.records import ModelResult
+from vitbench.records import Latency, ModelResult, PeakMemory, Telemetry
 from vitbench.report.table import RunLike, as_report
 
 #: The printed-value keys the CSV had when its columns were fixed. A reference key added to
@@ -51,8 +51,18 @@ def _round(value: Optional[float], digits: int) -> Optional[float]:
 
 
 def flat_row(row: ModelResult, column: str = "", run_created_utc: str = "") -> dict[str, Any]:
-    """One result as a flat dict with exactly :data:`CSV_COLUMNS` as keys."""
-    latency = row.latency_ms or {}
+    """One result as a flat dict with exactly :data:`CSV_COLUMNS` as keys.
+
+    The column names are the ``vitbench.result/1`` field names, kept for the scripts that
+    parse them: ``gflops`` is ``counts.gmacs`` (giga-MACs, the papers' "GFLOPs"),
+    ``peak_memory_mb`` and ``peak_memory_reserved_mb`` are ``memory.peak_mib`` and
+    ``memory.reserved_mib`` (MiB, as they always were)."""
+    counts = row.counts
+    timing = row.latency or Latency()
+    summary = timing.summary
+    memory = row.memory or PeakMemory()
+    telemetry = row.telemetry or Telemetry()
+    latency = summary.model_dump() if summary else {}
     params_cmp = row.comparisons.get("params_m")
     gflops_cmp = row.comparisons.get("gflops")
     flat: dict[str, Any] = {
@@ -60,12 +70,14 @@ def flat_row(row: ModelResult, column: str = "", run_created_utc: str = "") -> d
         "image_size": f"{row.image_size[0]}x{row.image_size[1]}",
         "batch_size": row.batch_size, "device": row.device, "dtype": row.dtype,
         "threads": row.threads, "status": row.status, "error": row.error,
-        "params_m": _round(row.params_m, 4), "gflops": _round(row.gflops, 4),
-        "flops_convention": row.flops_convention, "gflops_counter": row.gflops_counter,
-        "gflops_crosscheck": _round(row.gflops_crosscheck, 4),
-        "counters_agree": row.counters_agree,
-        "uncounted_ops": ";".join(f"{op}:{n}" for op, n in row.uncounted_ops.items()),
-        "gap_ops": ";".join(row.gap_ops),
+        "params_m": _round(row.params_m, 4), "gflops": _round(row.gmacs, 4),
+        "flops_convention": row.flops_convention,
+        "gflops_counter": counts.counter if counts else None,
+        "gflops_crosscheck": _round(counts.crosscheck_gmacs if counts else None, 4),
+        "counters_agree": counts.counters_agree if counts else None,
+        "uncounted_ops": ";".join(f"{op}:{n}" for op, n in counts.uncounted_ops.items())
+        if counts else "",
+        "gap_ops": ";".join(counts.gap_ops) if counts else "",
         "latency_ms_median": _round(latency.get("median"), 4),
         "latency_ms_p90": _round(latency.get("p90"), 4),
         "latency_ms_p99": _round(latency.get("p99"), 4),
@@ -75,9 +87,9 @@ def flat_row(row: ModelResult, column: str = "", run_created_utc: str = "") -> d
         "latency_ms_ci_high": _round(latency.get("ci_high"), 4),
         "latency_samples": latency.get("n"),
         "latency_unstable": latency.get("unstable"),
-        "first_call_ms": _round(row.first_call_ms, 4),
-        "throughput_img_s": _round(row.throughput_img_s, 3),
-        "peak_memory_mb": _round(row.peak_memory_mb, 1),
+        "first_call_ms": _round(timing.first_call_ms, 4),
+        "throughput_img_s": _round(timing.throughput_img_s, 3),
+        "peak_memory_mb": _round(memory.peak_mib, 1),
         **{f"paper_{key}": row.reference.get(key) for key in REFERENCE_KEYS},
         "delta_params_pct": _round(params_cmp.delta_pct if params_cmp else None, 2),
         "delta_gflops_pct": _round(gflops_cmp.delta_pct if gflops_cmp else None, 2),
@@ -88,18 +100,18 @@ def flat_row(row: ModelResult, column: str = "", run_created_utc: str = "") -> d
         "gflops_matches_printed": gflops_cmp.matches_printed if gflops_cmp else None,
         "column": column, "run_created_utc": run_created_utc,
         "mode": row.mode, "channels_last": row.channels_last, "compile": row.compile,
-        "autocast": row.autocast, "calls_per_sample": row.calls_per_sample,
-        "stopped_by": row.stopped_by, "contended": row.contended,
-        "gpu_util_pct": row.gpu_util_pct, "gpu_temp_c": row.gpu_temp_c,
+        "autocast": row.autocast, "calls_per_sample": timing.calls_per_sample,
+        "stopped_by": timing.stopped_by, "contended": telemetry.contended,
+        "gpu_util_pct": telemetry.gpu_util_pct, "gpu_temp_c": telemetry.gpu_temp_c,
         "latency_ms_iqr": _round(latency.get("iqr"), 4),
         "latency_ms_ci_halfwidth_pct": _round(latency.get("ci_halfwidth_pct"), 3),
-        "peak_memory_reserved_mb": _round(row.peak_memory_reserved_mb, 1),
-        "foreign_cpu_pct": _round(row.foreign_cpu_pct, 1),
-        "gpu_power_w": _round(row.gpu_power_w, 2),
-        "energy_j_per_img": _round(row.energy_j_per_img, 5),
-        "minor_faults_per_call": _round(row.minor_faults_per_call, 1),
+        "peak_memory_reserved_mb": _round(memory.reserved_mib, 1),
+        "foreign_cpu_pct": _round(telemetry.foreign_cpu_pct, 1),
+        "gpu_power_w": _round(telemetry.gpu_power_w, 2),
+        "energy_j_per_img": _round(telemetry.energy_j_per_img, 5),
+        "minor_faults_per_call": _round(timing.minor_faults_per_call, 1),
         "latency_window_spread": _round(latency.get("window_spread"), 3),
-        "latency_processes": latency.get("processes", 1 if latency else None),
+        "latency_processes": (latency.get("processes") or 1) if latency else None,
         "latency_process_spread": _round(latency.get("process_spread"), 3),
     }
     return {column_name: flat.get(column_name) for column_name in CSV_COLUMNS}

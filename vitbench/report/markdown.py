@@ -112,12 +112,12 @@ def to_markdown(run: RunLike, plots: Sequence[tuple[str, str]] = (),
     if len(report.runs) == 1:
         run_ = report.runs[0]
         parts += [f"Run {run_.created_utc} → {run_.finished_utc or 'unfinished'}; schema "
-                  f"{run_.schema_}; canonical data in results.json.", ""]
+                  f"{run_.file_schema}; canonical data in results.json.", ""]
     else:
         listed = "; ".join(f"{r.created_utc} → {r.finished_utc or 'unfinished'}"
                            for r in report.runs)
         parts += [f"Merged from {len(report.runs)} runs ({listed}); schema "
-                  f"{report.runs[0].schema_}; canonical data in each run's results.json.", ""]
+                  f"{report.runs[0].file_schema}; canonical data in each run's results.json.", ""]
     return "\n".join(parts)
 
 

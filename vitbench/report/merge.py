@@ -126,7 +126,7 @@ def _label_columns(columns: list[Column]) -> None:
 
 
 def _has_static(row: ModelResult) -> bool:
-    return row.params_m is not None or row.gflops is not None
+    return row.params_m is not None or row.gmacs is not None
 
 
 def merge_runs(runs: Sequence[RunResult], sources: Sequence[str | Path] = ()) -> MergedReport:
@@ -180,7 +180,7 @@ def merge_runs(runs: Sequence[RunResult], sources: Sequence[str | Path] = ()) ->
 
 def _static_only(row: ModelResult) -> bool:
     """A row that was counted but never timed (``--static-only``)."""
-    return row.status == "ok" and not row.latency_ms
+    return row.status == "ok" and row.latency_summary is None
 
 
 def failure(row: MergedRow) -> Optional[ModelResult]:

@@ -152,7 +152,7 @@ def build_table(data: RunLike) -> Table:
             column_fields.append((column, "throughput"))
         heads.append((f"{group} peak mem (MB)", group, "mem (MB)", True))
         column_fields.append((column, "memory"))
-        if any(r.cell(column).energy_j_per_img is not None
+        if any(_energy_j_per_img(r.cell(column)) is not None
                for r in report.rows if r.cell(column) is not None):
             heads.append((f"{group} energy (J/img)", group, "J/img", True))
             column_fields.append((column, "energy"))
@@ -174,7 +174,7 @@ def build_table(data: RunLike) -> Table:
                  title="rounds to the printed value" if matches_printed(row, "params_m") else ""),
             Cell(fmt_printed(row, "params_m"), row.reference.get("params_m"), kind="paper"),
             _delta_cell(row, "params_m"),
-            Cell(fmt(row.gflops, 3), row.gflops, bold=matches_printed(row, "gflops"),
+            Cell(fmt(row.gmacs, 3), row.gmacs, bold=matches_printed(row, "gflops"),
                  title="rounds to the printed value" if matches_printed(row, "gflops") else ""),
             Cell(fmt_printed(row, "gflops"), row.reference.get("gflops"), kind="paper"),
             _delta_cell(row, "gflops"),
@@ -213,11 +213,11 @@ def _column_cell(table: Table, merged: MergedRow, column: Column, what: str) -> 
         number = table.footnote(_failure_text(result))
         return Cell(result.status, None, kind="bad", note=number)
     if what == "latency":
-        latency = result.latency_ms or {}
-        if not latency:
+        latency = result.latency_summary
+        if latency is None:
             return Cell("–", None)
-        text = fmt_ms(latency.get("median"))
-        unstable = bool(latency.get("unstable"))
+        text = fmt_ms(latency.median)
+        unstable = latency.unstable
         if unstable:
             text += " ⚠"
         extra = []
@@ -227,18 +227,23 @@ def _column_cell(table: Table, merged: MergedRow, column: Column, what: str) -> 
             extra.append(f"{result.image_size[0]}×{result.image_size[1]}")
         if extra:
             text += f" ({', '.join(extra)})"
-        title = (f"median {fmt_ms(latency.get('median'))} ms, p90 {fmt_ms(latency.get('p90'))} "
-                 f"ms, 95% CI {fmt_ms(latency.get('ci_low'))}–{fmt_ms(latency.get('ci_high'))}"
-                 f" ms, n={latency.get('n')}")
-        return Cell(text, latency.get("median"), kind="warn" if unstable else "", title=title)
+        title = (f"median {fmt_ms(latency.median)} ms, p90 {fmt_ms(latency.p90)} "
+                 f"ms, 95% CI {fmt_ms(latency.ci_low)}–{fmt_ms(latency.ci_high)}"
+                 f" ms, n={latency.n}")
+        return Cell(text, latency.median, kind="warn" if unstable else "", title=title)
     if what == "throughput":
         return Cell(fmt(result.throughput_img_s, 1), result.throughput_img_s)
     if what == "energy":
-        return Cell(fmt(result.energy_j_per_img, 3), result.energy_j_per_img)
+        energy = _energy_j_per_img(result)
+        return Cell(fmt(energy, 3), energy)
     if what == "memory":
-        return Cell(fmt(result.peak_memory_mb, 1), result.peak_memory_mb,
-                    title=result.memory_method or "")
+        return Cell(fmt(result.peak_memory_mib, 1), result.peak_memory_mib,
+                    title=(result.memory.method if result.memory else None) or "")
     raise ValueError(what)
+
+
+def _energy_j_per_img(result: ModelResult) -> Optional[float]:
+    return result.telemetry.energy_j_per_img if result.telemetry else None
 
 
 def _status_cell(table: Table, report: MergedReport, merged: MergedRow) -> Cell:
@@ -273,7 +278,7 @@ def _settings_text(column: Column, cells: Sequence[ModelResult] = ()) -> str:
         parts.append(f"{column.threads} thread{'s' if column.threads != 1 else ''}")
     # Timing options as recorded on the rows (None on rows measured before they existed).
     if "throughput" in _recorded(c.mode for c in cells):
-        calls = _recorded(c.calls_per_sample for c in cells)
+        calls = _recorded(c.latency.calls_per_sample for c in cells if c.latency)
         parts.append("throughput mode" + (f" ({'/'.join(map(str, sorted(calls)))} calls per "
                                           "sample)" if calls else ""))
     if _recorded(c.channels_last for c in cells):
@@ -282,7 +287,7 @@ def _settings_text(column: Column, cells: Sequence[ModelResult] = ()) -> str:
         parts.append(f"torch.compile({mode})")
     if _recorded(c.autocast for c in cells):
         parts.append("autocast")
-    timers = _recorded(c.timer for c in cells)
+    timers = _recorded(c.latency.timer for c in cells if c.latency)
     if timers:
         parts.append("timer: " + ", ".join(sorted(map(str, timers))))
     return ", ".join(parts)
@@ -318,9 +323,9 @@ def protocol_lines(run: RunLike) -> list[str]:
     lines.append("Params: all parameters, millions. Δ = (measured − printed) / printed; ✓ within "
                  "tolerance (default 5 %, widened to the printed precision: 0.4 stands for "
                  "0.35–0.45), ✗ outside it.")
-    timed = [r for r in ok if r.latency_ms]
+    timed = [r for r in ok if r.latency_summary]
     if timed:
-        samples = min(r.latency_ms.get("n") or 0 for r in timed)
+        samples = min(r.latency_summary.n for r in timed)
         lines.append(
             "Latency: wall time per forward pass of one batch under torch.inference_mode(), "
             f"after warm-up; median of ≥{samples} samples; ⚠ = unstable (95 % CI of the median "
@@ -328,7 +333,7 @@ def protocol_lines(run: RunLike) -> list[str]:
         if any(key in r.static.reference for r in report.rows for key in PRINTED_LATENCY.values()):
             lines.append("paper (ms): latency as printed, measured on the paper's hardware "
                          "(see the source): a reference point, not a target.")
-        methods = sorted({r.memory_method for r in timed if r.memory_method})
+        methods = sorted({r.memory.method for r in timed if r.memory and r.memory.method})
         if methods:
             lines.append("Peak memory: " + "; ".join(methods) + ".")
     if report.columns:

@@ -239,9 +239,10 @@ def invocations(check: Check, count: int, *, warmup: int = 10, min_time_s: float
         entry: dict[str, Any] = {"invocation": index + 1, "status": row.status,
                                  "wall_s": round(time.perf_counter() - started, 2)}
         if row.status == "ok":
-            entry.update(median_ms=row.latency_ms["median"], n=row.latency_ms["n"],
-                         ci_halfwidth_pct=row.latency_ms["ci_halfwidth_pct"],
-                         foreign_cpu_pct=row.foreign_cpu_pct, contended=row.contended)
+            summary, telemetry = row.latency.summary, row.telemetry
+            entry.update(median_ms=summary.median, n=summary.n,
+                         ci_halfwidth_pct=summary.ci_halfwidth_pct,
+                         foreign_cpu_pct=telemetry.foreign_cpu_pct, contended=telemetry.contended)
         else:
             entry["error"] = row.error
         check.invocations.append(entry)

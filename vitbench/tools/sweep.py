@@ -198,8 +198,8 @@ def _time_points(model: str, kwargs: dict[str, Any], points: list[SweepPoint], *
         if row.status != "ok":
             point.error = f"timing: {row.error}"
             continue
-        point.latency_ms = (row.latency_ms or {}).get("median")
-        point.peak_memory_mb = row.peak_memory_mb
+        point.latency_ms = row.latency_median_ms
+        point.peak_memory_mb = row.peak_memory_mib
 
 
 def sweep(model: str, sizes: list[SizeT], kwargs: Optional[dict[str, Any]] = None, *,

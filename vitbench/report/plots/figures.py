@@ -46,9 +46,9 @@ Outcome = Union[Plot, Skip]
 # --- helpers -------------------------------------------------------------------------------
 
 def _median(result: Optional[ModelResult]) -> Optional[float]:
-    if result is None or result.status != "ok" or not result.latency_ms:
+    if result is None or result.status != "ok":
         return None
-    return result.latency_ms.get("median")
+    return result.latency_median_ms
 
 
 def _figure_legend(fig, *axes) -> None:
@@ -98,7 +98,7 @@ def _column_series(report: MergedReport, column: Column, x: Callable[[MergedRow]
 def plot_latency_vs_gflops(report: MergedReport) -> Outcome:
     """Measured latency against measured GFLOPs, one panel per device/setting."""
     name = "latency_vs_gflops"
-    panels = [(c, *_column_series(report, c, lambda r: r.static.gflops)) for c in report.columns]
+    panels = [(c, *_column_series(report, c, lambda r: r.static.gmacs)) for c in report.columns]
     panels = [p for p in panels if len(p[1]) >= 2]
     if not panels:
         return Skip(name, "fewer than two rows with both measured GFLOPs and latency")
@@ -173,14 +173,14 @@ def plot_top1_vs_gflops(report: MergedReport) -> Outcome:
     """Printed top-1 against GFLOPs (measured; printed for rows that could not be built)."""
     name = "top1_vs_gflops"
 
-    def gflops(row: MergedRow) -> Optional[float]:
-        return row.static.gflops if row.static.gflops is not None else row.static.reference.get(
+    def gmacs(row: MergedRow) -> Optional[float]:
+        return row.static.gmacs if row.static.gmacs is not None else row.static.reference.get(
             "gflops")
 
-    points = _top1_points(report, gflops)
+    points = _top1_points(report, gmacs)
     if len(points) < 2:
         return Skip(name, "needs printed top-1 and GFLOPs for at least two rows")
-    hollow = [next(r for r in report.rows if r.name == n).static.gflops is None
+    hollow = [next(r for r in report.rows if r.name == n).static.gmacs is None
               for _, _, n in points]
     fig, (ax,) = new_figure(1, width=7.2, height=5.0)
     xs, ys, names = _draw_pareto(ax, points, OKABE_ITO[0], MARKERS[0], "measured GFLOPs",
@@ -204,7 +204,7 @@ def plot_measured_vs_printed(report: MergedReport) -> Outcome:
     name = "measured_vs_printed"
     panels = []
     for key, measured_attr, label in (("params_m", "params_m", "Params (M)"),
-                                      ("gflops", "gflops", "GFLOPs (10⁹ MACs)")):
+                                      ("gflops", "gmacs", "GFLOPs (10⁹ MACs)")):
         pts = []
         for row in report.rows:
             printed, measured = row.static.reference.get(key), getattr(row.static, measured_attr)
@@ -254,21 +254,6 @@ def plot_measured_vs_printed(report: MergedReport) -> Outcome:
                 "tolerance (widened per row to the printed precision).", fig)
 
 
-def _sweep_points(row: MergedRow) -> list[tuple[int, float]]:
-    """(batch size, throughput) pairs from a batch sweep a result may carry in an undeclared
-    field: any list of dicts with ``batch_size`` and ``throughput_img_s``."""
-    out = []
-    for result in (row.static, *row.results):
-        extra = result.model_extra or {}
-        for value in extra.values():
-            if isinstance(value, list):
-                for item in value:
-                    if isinstance(item, dict) and item.get("batch_size") and item.get(
-                            "throughput_img_s"):
-                        out.append((int(item["batch_size"]), float(item["throughput_img_s"])))
-    return out
-
-
 def plot_throughput_vs_batch(report: MergedReport) -> Outcome:
     """Throughput against batch size, for models measured at several batch sizes."""
     name = "throughput_vs_batch"
@@ -279,10 +264,6 @@ def plot_throughput_vs_batch(report: MergedReport) -> Outcome:
             if result is not None and result.status == "ok" and result.throughput_img_s:
                 series.setdefault((row.name, column.device_label), {})[result.batch_size] = \
                     result.throughput_img_s
-        for batch, throughput in _sweep_points(row):
-            device = row.static.device
-            label = {"cuda": "GPU", "cpu": "CPU"}.get(device, device.upper())
-            series.setdefault((row.name, label), {})[batch] = throughput
     series = {k: v for k, v in series.items() if len(v) >= 2}
     if not series:
         return Skip(name, "no model was measured at two or more batch sizes on one device")
@@ -334,7 +315,7 @@ def plot_resolution_sweep(report: MergedReport) -> Outcome:
             latency = _median(result) if result.batch_size == (
                 first_column.batch_size if first_column else 1) else None
             current = groups.setdefault(key, {}).get(side, (None, None))
-            groups[key][side] = (result.gflops or current[0], current[1] or latency)
+            groups[key][side] = (result.gmacs or current[0], current[1] or latency)
             labels.setdefault(key, row.name)
     groups = {k: v for k, v in groups.items() if len(v) >= 2}
     if not groups:
