@@ -27,7 +27,7 @@ def test_an_ab_folder_reads_back_its_stage_1_runs_and_ratios(tmp_path):
     run(row(latency=99.0)).save(run_folder(tmp_path, "2", 0, "B", LOCKSTEP) / "results.json")
     (tmp_path / PAIRED_FILE).write_text(json.dumps({"m": [0.1, 0.2, 0.3]}))
     measured = load_ab_dir(tmp_path)
-    assert [r.results[0].latency_samples_ms[0] for r in measured.runs_b] == [11.0, 12.0, 13.0]
+    assert [r.results[0].latency.samples_ms[0] for r in measured.runs_b] == [11.0, 12.0, 13.0]
     assert len(measured.runs_a) == 3 and measured.paired == {"m": [0.1, 0.2, 0.3]}
     assert run_folder(tmp_path, "1", 7, "A", RUNS).name == "stage1-07-A"
     assert run_folder(tmp_path, "2", 7, "B", LOCKSTEP).name == "stage2-round07-B"

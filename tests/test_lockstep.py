@@ -82,7 +82,7 @@ def _job(model: str, **changes) -> Job:
 
 @pytest.mark.slow
 def test_measure_pair_times_both_sides_in_alternating_blocks():
-    from vitbench.gate.lockstep import MIN_BLOCK_PAIRS, measure_pair
+    from vitbench.gate.lockstep import MIN_BLOCK_PAIRS, MIN_WARMUP_CALLS, measure_pair
 
     a = _job("vitbench:gate_fixture", kwargs={"blocks": 4, "width": 8})
     b = _job("vitbench:gate_fixture", kwargs={"blocks": 4, "width": 8, "extra_work": 1.0})
@@ -90,9 +90,13 @@ def test_measure_pair_times_both_sides_in_alternating_blocks():
     rows = outcome.rows
     assert rows["A"].status == rows["B"].status == "ok"
     assert len(outcome.log_ratios) >= MIN_BLOCK_PAIRS
-    assert len(rows["A"].latency_samples_ms) == len(rows["B"].latency_samples_ms) \
+    assert len(rows["A"].latency.samples_ms) == len(rows["B"].latency.samples_ms) \
         == len(outcome.log_ratios) * outcome.block_calls
-    assert rows["A"].params == rows["B"].params and rows["A"].peak_memory_mb > 0
+    assert rows["A"].latency.summary.n == len(rows["A"].latency.samples_ms)
+    assert rows["A"].latency.stopped_by == "lockstep"
+    assert rows["A"].latency.warmup_calls >= MIN_WARMUP_CALLS
+    assert rows["A"].counts.params == rows["B"].counts.params and rows["A"].peak_memory_mib > 0
+    assert rows["A"].memory.method.startswith("cpu: parameters+buffers")
     assert rows["B"].environment["lockstep"]["first"] == "B"
     # B re-runs all four blocks once more: about twice the work, measured in one run
     assert outcome.round_log_ratio > math.log(1.3)
@@ -106,7 +110,7 @@ def test_measure_pair_keeps_the_other_side_when_one_fails():
     bad = _job(f"{FIXTURES}:not_a_module")
     outcome = measure_pair({"A": good, "B": bad})
     assert outcome.rows["B"].status == "failed" and "not a torch.nn.Module" in outcome.rows["B"].error
-    assert outcome.rows["A"].status == "ok" and outcome.rows["A"].latency_samples_ms
+    assert outcome.rows["A"].status == "ok" and outcome.rows["A"].latency.samples_ms
     assert outcome.round_log_ratio is None  # nothing to pair with
 
 

@@ -32,7 +32,7 @@ from vitbench.gate.nonparametric import rounds_needed, runs_needed
 from vitbench.gate.rules import compare_sides, confirm
 from vitbench.gate.sides import load_results, side_from_results
 from vitbench.gate.verdict import DESIGNS, FAIL, LOCKSTEP, NOISY, RUNS, GateReport
-from vitbench.records import RunResult
+from vitbench.records import ModelResult, RunResult
 
 CALIBRATION_ROW = "gate-calibration"
 
@@ -195,16 +195,18 @@ def measure_lockstep(suite_a: Suite, suite_b: Suite, rounds: int, out_dir: Path,
     return results["A"], results["B"], paired
 
 
-def _add_static(row, static_run: Optional[RunResult]) -> None:
-    """Copy the deterministic counts of the static pass onto a lockstep row."""
+def _add_static(row: ModelResult, static_run: Optional[RunResult]) -> None:
+    """Put the deterministic counts of the static pass on a lockstep row (which counted only
+    its parameters, and keeps them)."""
     if static_run is None or row.status != "ok":
         return
     match = next((r for r in static_run.results if r.name == row.name and r.status == "ok"), None)
     if match is None:
         return
-    for key in ("gflops", "gflops_counter", "gflops_crosscheck", "gflops_crosscheck_counter",
-                "counters_agree", "uncounted_ops", "gap_ops", "flops_error", "flops_convention"):
-        setattr(row, key, getattr(match, key))
+    if match.counts is not None:
+        params = row.counts.params if row.counts is not None else match.counts.params
+        row.counts = match.counts.model_copy(update={"params": params})
+    row.flops_convention = match.flops_convention
 
 
 def static_pass(suite_a: Suite, suite_b: Suite, out_dir: Path, *,

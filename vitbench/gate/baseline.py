@@ -18,7 +18,7 @@ from vitbench.files import write_atomic
 from vitbench.gate.config import GateError
 from vitbench.gate.sides import (BASELINE, STORED_QUANTILES, TIMING_FIELDS, ModelRuns, Side,
                                  load_results, side_from_results)
-from vitbench.records import SCHEMA as RESULT_SCHEMA
+from vitbench.records import READABLE_SCHEMAS as RESULT_SCHEMAS
 from vitbench.records import RunResult
 
 BASELINE_SCHEMA = "vitbench.baseline/1"
@@ -173,9 +173,9 @@ def load_side(paths: Sequence[str | Path], label: str) -> Side:
             side = Baseline.from_document(doc, label).to_side(label)
             side.sources = [str(paths[0])]
             return side
-        if schema != RESULT_SCHEMA:
+        if schema not in RESULT_SCHEMAS:  # a results file of any schema RunResult reads
             raise GateError(f"{paths[0]}: schema {schema!r} is neither {BASELINE_SCHEMA!r} "
-                            f"nor {RESULT_SCHEMA!r}")
+                            f"nor one of {', '.join(map(repr, RESULT_SCHEMAS))}")
     side = side_from_results(load_results(paths), label)
     side.sources = [str(p) for p in paths]
     return side

@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import Optional
 
 from vitbench.config.spec import Job
-from vitbench.records import ModelResult
+from vitbench.records import Latency, LatencySummary, ModelResult, PeakMemory, StaticCost
 
 #: Target length of one timed block (both sides run ``calls`` calls per block).
 BLOCK_S = 0.1
@@ -191,14 +191,14 @@ def measure_pair(jobs: dict[str, Job], *, first: str = "A") -> PairOutcome:
                     alive.append(label)
                 except WorkerGone as exc:
                     drop(label, exc)
-            warm_median = {}
+            warm_median, warmup_calls = {}, {}
             for label in list(alive):
                 job = jobs[label]
                 reply = ask(label, {"cmd": "warm", "calls": max(job.warmup, MIN_WARMUP_CALLS),
                                     "seconds": max(job.warmup_s, MIN_WARMUP_S)})
                 if reply:
                     warm_median[label] = reply["median_ms"]
-                    rows[label].warmup_calls = reply["calls"]
+                    warmup_calls[label] = reply["calls"]
             if alive:
                 slowest = max(warm_median[label] for label in alive) / 1000
                 calls = max(1, min(BLOCK_MAX_CALLS, int(round(BLOCK_S / max(slowest, 1e-6)))))
@@ -237,22 +237,20 @@ def measure_pair(jobs: dict[str, Job], *, first: str = "A") -> PairOutcome:
         if label not in finish:
             continue
         row.status = "ok"
-        row.params = ready[label]["params"]
-        row.params_m = row.params / 1e6
+        row.counts = StaticCost(params=ready[label]["params"])
         summary = summarize(samples[label])
-        row.latency_ms = summary.to_dict()
         spread = window_spread(samples[label])
-        row.latency_ms["window_spread"] = None if spread is None else round(spread, 4)
-        row.latency_samples_ms = [round(s, 6) for s in samples[label]]
-        row.first_call_ms = ready[label]["first_call_ms"]
-        row.stopped_by = "lockstep"
-        row.calls_per_sample = 1
-        row.timer = "cuda events" if job.device == "cuda" else "host perf_counter"
-        row.throughput_img_s = job.batch_size / (summary.median / 1000)
-        row.peak_memory_mb = finish[label].get("peak_memory_mb")
-        row.peak_memory_reserved_mb = finish[label].get("peak_memory_reserved_mb")
-        row.memory_method = finish[label].get("memory_method")
-        row.minor_faults_per_call = finish[label].get("minor_faults_per_call")
+        row.latency = Latency(
+            samples_ms=[round(s, 6) for s in samples[label]],
+            summary=LatencySummary.of(
+                summary, window_spread=None if spread is None else round(spread, 4)),
+            first_call_ms=ready[label]["first_call_ms"], warmup_calls=warmup_calls.get(label),
+            stopped_by="lockstep",
+            timer="cuda events" if job.device == "cuda" else "host perf_counter",
+            calls_per_sample=1, throughput_img_s=job.batch_size / (summary.median / 1000),
+            minor_faults_per_call=finish[label].get("minor_faults_per_call"))
+        memory = finish[label].get("memory")
+        row.memory = None if memory is None else PeakMemory.model_validate(memory)
         row.environment = {"torch_num_threads": ready[label]["torch_num_threads"],
                            "lockstep": {"block_calls": outcome.block_calls,
                                         "block_pairs": len(outcome.log_ratios),

@@ -1,8 +1,10 @@
 """Sides of a comparison: what was measured, model by model, run by run.
 
 A :class:`Side` holds, per model, one value per *run* (a fresh process, or a lockstep round)
-for each metric. This is the only module of the gate that reads ``ModelResult`` fields: when
-the result schema changes, the gate changes here and nowhere else.
+for each metric. This is the only module of the gate that reads ``ModelResult`` fields (its
+parts ``counts``, ``latency`` and ``memory``): when the result schema changes, the gate changes
+here and nowhere else. The side keeps the gate's metric names (``gflops`` holds the rows'
+``counts.gmacs``, memory their ``memory.peak_mib``), as the baseline file stores them.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import numpy as np
 from vitbench.errors import ResultsError
 from vitbench.files import results_file
 from vitbench.gate.config import CALIBRATION_MODEL, GateError
-from vitbench.records import RunResult
+from vitbench.records import ModelResult, RunResult
 
 #: Per-run latency quantiles a side always keeps (a baseline file stores them).
 STORED_QUANTILES = (0.2, 0.5)
@@ -102,6 +104,11 @@ def _env_subset(environment: dict[str, Any]) -> dict[str, Any]:
     return {k: environment.get(k) for k in _ENV_KEPT if environment.get(k) is not None}
 
 
+def _samples_ms(row: ModelResult) -> list[float]:
+    """The row's raw latency samples (none when it was not timed)."""
+    return row.latency.samples_ms if row.latency else []
+
+
 def _row_settings(row: Any) -> dict[str, Any]:
     return {"device": row.device, "dtype": row.dtype, "batch_size": row.batch_size,
             "image_size": list(row.image_size), "threads": row.threads}
@@ -125,11 +132,12 @@ def side_from_results(runs: Sequence[RunResult], label: str = "",
                 continue
             calibration = row.model == CALIBRATION_MODEL
             entry = side.calibration if calibration else side.models.get(row.name)
+            counts, memory = row.counts, row.memory
             if entry is None:
                 entry = ModelRuns(name=row.name, model=row.model, settings=_row_settings(row),
-                                  gflops_counter=row.gflops_counter,
+                                  gflops_counter=counts.counter if counts else None,
                                   flops_convention=row.flops_convention,
-                                  memory_method=row.memory_method)
+                                  memory_method=memory.method if memory else None)
                 if calibration:
                     side.calibration = entry
                 else:
@@ -139,18 +147,18 @@ def side_from_results(runs: Sequence[RunResult], label: str = "",
                 entry.errors.append(row.error)
             if row.status != "ok":
                 continue
-            if row.params is not None:
-                entry.params.append(int(row.params))
-            if row.gflops is not None:
-                entry.gflops.append(float(row.gflops))
-                entry.gflops_counter = row.gflops_counter
-            if row.latency_samples_ms:
-                samples = np.asarray(row.latency_samples_ms, float)
+            if counts is not None:
+                entry.params.append(int(counts.params))
+            if counts is not None and counts.gmacs is not None:
+                entry.gflops.append(float(counts.gmacs))
+                entry.gflops_counter = counts.counter
+            if _samples_ms(row):
+                samples = np.asarray(_samples_ms(row), float)
                 for q in quantiles:
                     entry.latency.setdefault(q, []).append(float(np.quantile(samples, q)))
-            if row.peak_memory_mb is not None:
-                entry.memory.append(float(row.peak_memory_mb))
-                entry.memory_method = row.memory_method
+            if memory is not None and memory.peak_mib is not None:
+                entry.memory.append(float(memory.peak_mib))
+                entry.memory_method = memory.method
     side.sources = [str(r.command) for r in runs if r.command]
     return side
 
@@ -163,10 +171,10 @@ def per_run_latencies(runs: Sequence[RunResult], quantile: float,
     values = []
     for run in runs:
         for row in run.results:
-            if row.model == CALIBRATION_MODEL or row.status != "ok" or not row.latency_samples_ms:
+            if row.model == CALIBRATION_MODEL or row.status != "ok" or not _samples_ms(row):
                 continue
             if keep is None or row.name in keep:
-                values.append(float(np.quantile(row.latency_samples_ms, quantile)))
+                values.append(float(np.quantile(_samples_ms(row), quantile)))
     return values
 
 
