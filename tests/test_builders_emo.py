@@ -74,7 +74,7 @@ def test_window_attention_mixes_only_within_dilated_windows():
     torch.manual_seed(0)
     block = InvertedResidualMobileBlock(16, 16, 1.0, norm=None, attention=True, dim_head=8)
     x = torch.randn(1, 16, 14, 14, requires_grad=True)
-    block._window_attention(x)[0, :, 0, 0].sum().backward()
+    block.window_attention(x)[0, :, 0, 0].sum().backward()
     touched = x.grad.abs().sum(dim=(0, 1)) > 0
     expected = torch.zeros(14, 14, dtype=torch.bool)
     expected[::2, ::2] = True

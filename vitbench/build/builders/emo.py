@@ -122,7 +122,7 @@ class InvertedResidualMobileBlock(nn.Module):
         self.proj = nn.Conv2d(dim_mid, dim_out, 1, bias=False)
         self.drop_path = DropPath(drop_path) if drop_path > 0 else nn.Identity()
 
-    def _window_attention(self, x: torch.Tensor) -> torch.Tensor:
+    def window_attention(self, x: torch.Tensor) -> torch.Tensor:
         """Attention within dilated windows; the (normed) input itself is the value."""
         height, width = x.shape[-2:]
         window = self.window_size if self.window_size > 0 else max(height, width)
@@ -142,7 +142,7 @@ class InvertedResidualMobileBlock(nn.Module):
         shortcut = x
         x = self.norm(x)
         if self.attention:
-            x = self._window_attention(x)
+            x = self.window_attention(x)
         x = self.v(x)
         local = self.se(self.conv_local(x))
         x = x + local if self.has_skip else local
