@@ -125,7 +125,7 @@ def test_restv2_tiny_gmacs_match_the_readme(builders):
 @pytest.mark.slow
 @pytest.mark.parametrize("name", V1 + V2)
 def test_matmul_only_gmacs_at_224(builders, name):
-    """Self-measured. v2 rounds to its README (4.1 / 7.9); v1 sits 8–10 % above the 2021
+    """Self-measured. v2 rounds to its README (4.1 / 7.9); v1 sits 7.6–10.2 % above the 2021
     README's 1.4 / 1.9 / 4.3, a gap left unexplained (see the module docstring)."""
     count = count_flops(builders[name]().eval(), (torch.randn(1, 3, 224, 224),), "matmul-only")
     assert count.gflops == pytest.approx(SELF_MEASURED_GMACS[name], abs=1e-4)
@@ -137,5 +137,5 @@ def test_matmul_only_gmacs_at_224(builders, name):
         blocks = {"restv2_tiny": 11, "restv2_base": 23}[name]
         assert count.crosscheck_uncounted_ops == {"aten::pixel_shuffle": blocks}
     else:
-        assert 1.07 < count.gflops / README_2021_GFLOPS[name] < 1.10
+        assert 1.07 < count.gflops / README_2021_GFLOPS[name] < 1.11
         assert count.gap_ops == [] and count.crosscheck_uncounted_ops == {}

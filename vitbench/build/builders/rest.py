@@ -33,7 +33,7 @@ Base 30.33 M / 4.63; ResTv2-T 30.43 M / 4.08, ResTv2-B 55.97 M / 7.86. The param
 the ResT README (10.5 / 13.7 / 30.3 M; it now rounds to 11 / 14 / 30 M) and the ResTv2
 README (30 / 56 M); so do the v2 GMACs (README 4.1 / 7.9 G). The ``restv2_*`` source
 comments' 3.92 G / 30.37 M (T) and 7.25 G / 55.75 M (B) describe neither this count nor the
-published code's parameters. The v1 README's 1.4 / 1.9 / 4.3 G sit 8–10 % below this
+published code's parameters. The v1 README's 1.4 / 1.9 / 4.3 G sit 7–9 % below this
 count and stay unexplained: even without the attention matmuls (as mmcv counts) it is
 1.46 / 2.00 / 4.49. The two counters agree on every variant.
 """
