@@ -38,7 +38,7 @@ def test_builder_returning_no_module_is_a_failed_build():
 
 
 def test_worker_env_fixes_threads_and_carries_the_import_path():
-    from vitbench.run.runner import worker_env
+    from vitbench.run.workers import worker_env
 
     env = worker_env(_job("tiny", threads=3))
     assert env["OMP_NUM_THREADS"] == env["MKL_NUM_THREADS"] == "3"
@@ -51,7 +51,7 @@ def test_worker_env_fixes_threads_and_carries_the_import_path():
     (-signal.SIGSEGV, "died with SIGSEGV"),
 ])
 def test_exit_reasons_are_readable(code, expected):
-    from vitbench.run.runner import describe_exit
+    from vitbench.run.workers import describe_exit
 
     assert describe_exit(code) == expected
 

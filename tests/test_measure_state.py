@@ -4,7 +4,7 @@ workers run with fixed glibc malloc thresholds."""
 import pytest
 
 from vitbench.measure.job import measure_job
-from vitbench.run.runner import MALLOC_ENV, worker_env
+from vitbench.run.workers import MALLOC_ENV, worker_env
 
 from jobs import small_job
 

@@ -102,17 +102,6 @@ def settings_overrides(options: dict[str, Any]) -> dict[str, Any]:
     return overrides
 
 
-def report_sink(out_dir: Path, final_formats: tuple[str, ...]):
-    """Views of the run beside its results.json: CSV and Markdown after every row (cheap),
-    ``final_formats`` (plots, HTML) once the run is complete."""
-    from vitbench.report import write_reports
-
-    def sink(run, final: bool) -> None:
-        write_reports(run, out_dir, formats=final_formats if final else ("csv", "md"))
-
-    return sink
-
-
 def run(
     suite_path: Path = typer.Argument(..., metavar="SUITE", help="suite YAML, e.g. suites/lightweight.yaml"),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="result folder [default: results/SUITE/UTC-STAMP]"),
@@ -142,6 +131,7 @@ def run(
     from vitbench.cli.console import err, make_progress, print_results
     from vitbench.config.suite import load_suite
     from vitbench.env import oversubscription_warning
+    from vitbench.report import report_sink
     from vitbench.run.runner import default_out_dir, plan, run_suite
 
     overrides = settings_overrides(settings)

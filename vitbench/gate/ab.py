@@ -122,7 +122,7 @@ def measure_interleaved(suite_a: Suite, suite_b: Suite, runs_per_side: int, out_
         run_dir = run_folder(out_dir, stage, index, label, RUNS)
         progress(f"stage {stage} run {index + 1}/{len(order)}: side {label} "
                  f"({len(suite.models)} rows incl. calibration)")
-        result = run_suite(suite, out_dir=run_dir, overrides=overrides, write_derived=False,
+        result = run_suite(suite, out_dir=run_dir, overrides=overrides,
                            command=["vitbench", "ab", f"side {label}", f"run {index}"])
         results[label].append(result)
     return results["A"], results["B"]
@@ -219,7 +219,7 @@ def static_pass(suite_a: Suite, suite_b: Suite, out_dir: Path, *,
     for label, suite in (("A", suite_a), ("B", suite_b)):
         progress(f"counting params and GFLOPs of side {label} ({suite.name})")
         static[label] = run_suite(suite, out_dir=out_dir / f"static-{label}", overrides=overrides,
-                                  static_only=True, write_derived=False,
+                                  static_only=True,
                                   command=["vitbench", "ab", f"side {label}", "static"])
     return static
 

@@ -56,7 +56,7 @@ class WorkerGone(Exception):
 
 class _Worker:
     def __init__(self, job: Job, tmp: Path, label: str):
-        from vitbench.run.runner import worker_env
+        from vitbench.run.workers import worker_env
 
         self.job, self.label = job, label
         job_path = tmp / f"job-{label}.json"
@@ -97,7 +97,7 @@ class _Worker:
         return message
 
     def _why(self, what: str) -> str:
-        from vitbench.run.runner import describe_exit, is_warning_noise
+        from vitbench.run.workers import describe_exit, is_warning_noise
 
         code = self.proc.poll()
         self.stderr.seek(0)

@@ -29,7 +29,7 @@ from vitbench.report.table import RunLike, as_report, build_table, protocol_line
 
 __all__ = ["ALL_FORMATS", "CSV_COLUMNS", "DEFAULT_FORMATS", "RunLike", "as_report", "build_table",
            "flat_row", "markdown_grid", "markdown_table", "parse_formats", "protocol_lines",
-           "to_csv", "to_frame", "to_html", "to_markdown", "write_reports"]
+           "report_sink", "to_csv", "to_frame", "to_html", "to_markdown", "write_reports"]
 
 #: What :func:`write_reports` writes unless asked for more (cheap enough to redo every row).
 DEFAULT_FORMATS: tuple[str, ...] = ("csv", "md")
@@ -104,3 +104,15 @@ def write_reports(run: RunLike, out_dir: str | Path,
                                                           skipped if plot_links else ()))
         written.append(out_dir / "results.md")
     return written
+
+
+def report_sink(out_dir: str | Path, final_formats: str | Iterable[str] = ALL_FORMATS):
+    """A sink for :func:`vitbench.run.runner.run_suite`: CSV and Markdown beside
+    ``results.json`` after every row (cheap), ``final_formats`` (plots, HTML) once the run
+    is complete."""
+    final = parse_formats(final_formats)
+
+    def sink(run, complete: bool) -> None:
+        write_reports(run, out_dir, formats=final if complete else DEFAULT_FORMATS)
+
+    return sink

@@ -21,14 +21,12 @@ from vitbench.files import utc_now, utc_stamp
 from vitbench.records import SCHEMA, ModelResult, RunResult
 from vitbench.run.workers import more_processes, run_worker
 
-# Imported from here by modules not yet moved to their new homes (config.plan, run.workers).
-from vitbench.run.workers import (MALLOC_ENV, describe_exit, is_warning_noise,  # noqa: F401, E402
-                                  worker_env)
 
 #: ``on_event(kind, index, row, detail)``; kinds: "start", "stage", "done".
 EventCallback = Callable[[str, int, ModelResult, str], None]
 #: ``sink(run, final)``: called after every save of ``results.json``; ``final`` once at the
-#: end of a complete run (where plots and HTML belong). See :func:`vitbench.report.report_sink`.
+#: end of a complete run (where plots and HTML belong); :func:`vitbench.report.report_sink`
+#: renders the usual views.
 Sink = Callable[[RunResult, bool], None]
 
 
@@ -67,12 +65,11 @@ def merge_planned(planned_row: ModelResult, measured: ModelResult) -> ModelResul
 def run_suite(suite: Suite, *, out_dir: str | Path, overrides: Optional[dict[str, Any]] = None,
               only=None, static_only: bool = False, in_process: bool = False,
               on_event: Optional[EventCallback] = None, command: Optional[list[str]] = None,
-              sink: Optional[Sink] = None, write_derived: Any = None) -> RunResult:
+              sink: Optional[Sink] = None) -> RunResult:
     """Measure every selected row of ``suite``; write ``results.json`` to ``out_dir`` as it
     goes, and hand every saved state to ``sink`` (e.g. to render CSV/Markdown after each row
     and plots at the end). A sink that fails at the end never costs the measured run: the
-    failure becomes a warning in ``results.json``. (``write_derived`` is ignored: sinks
-    replaced it.)"""
+    failure becomes a warning in ``results.json``."""
     from vitbench.env import environment, load_average, oversubscription_warning
 
     planned = plan(suite, overrides, only, static_only=static_only)

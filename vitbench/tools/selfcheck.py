@@ -229,7 +229,7 @@ def _agree(check: Check, session, *, warmup: int, min_time_s: float, repeat: int
 def invocations(check: Check, count: int, *, warmup: int = 10, min_time_s: float = 1.5,
                 repeat: int = 30, timeout_s: float = 300) -> None:
     """Time ``check.model`` in ``count`` fresh worker processes; fills ``check.invocations``."""
-    from vitbench.run.runner import run_worker
+    from vitbench.run.workers import run_worker
 
     job = selfcheck_job(check.model, threads=check.threads, image_size=check.image_size,
                         warmup=warmup, repeat=repeat, min_time_s=min_time_s, timeout_s=timeout_s)

@@ -178,7 +178,8 @@ def local_exponents(points: list[SweepPoint]) -> list[Optional[float]]:
 def _time_points(model: str, kwargs: dict[str, Any], points: list[SweepPoint], *,
                  threads: Optional[int], warmup: int, repeat: int,
                  on_point: Callable[[str], None]) -> None:
-    from vitbench.run.runner import plan, run_worker
+    from vitbench.config.plan import plan
+    from vitbench.run.workers import run_worker
     from vitbench.config.spec import ModelEntry, Settings, Suite
 
     entries = [ModelEntry(name=f"{p.height}x{p.width}", model=model, kwargs=kwargs,
