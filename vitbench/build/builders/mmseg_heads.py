@@ -204,8 +204,10 @@ class CrissCrossAttention(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         height = x.shape[2]
         query, key, value = self.query_conv(x), self.key_conv(x), self.value_conv(x)
-        centre = torch.full((height,), float("-inf"), device=x.device, dtype=x.dtype).diag()
-        energy_col = torch.einsum("bchw,bciw->bhwi", query, key) + centre[:, None, :]
+        rows = torch.arange(height, device=x.device)
+        centre = rows[:, None] == rows[None, :]  # the pixel itself, counted in its row only
+        energy_col = torch.einsum("bchw,bciw->bhwi", query, key).masked_fill(
+            centre[:, None, :], float("-inf"))
         energy_row = torch.einsum("bchw,bchj->bhwj", query, key)
         attention = F.softmax(torch.cat([energy_col, energy_row], dim=-1), dim=-1)
         out = torch.einsum("bciw,bhwi->bchw", value, attention[..., :height])
