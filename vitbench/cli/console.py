@@ -120,3 +120,23 @@ def make_progress() -> Progress:
     return Progress(SpinnerColumn(), TextColumn("[bold]{task.description}"), BarColumn(),
                     MofNCompleteColumn(), TimeElapsedColumn(), TextColumn("{task.fields[detail]}"),
                     console=err, transient=False)
+
+
+def suite_progress(title: str, rows: int):
+    """A progress bar for a suite run and the ``on_event`` callback that drives it
+    (:data:`vitbench.run.runner.EventCallback`): rows done, the current row and stage."""
+    progress = make_progress()
+    task = progress.add_task(escape(title), total=rows, detail="")
+
+    def on_event(kind: str, index: int, row, detail: str) -> None:
+        name = escape(row.name)
+        if kind == "start":
+            progress.update(task, detail=f"{name}: starting")
+        elif kind == "stage":
+            progress.update(task, detail=escape(detail) if detail.startswith("writing")
+                            else f"{name}: {escape(detail)}")
+        elif kind == "done":
+            progress.advance(task)
+            progress.update(task, detail=f"{name}: {escape(detail)}")
+
+    return progress, on_event

@@ -128,7 +128,7 @@ def run(
 
       vitbench run suites/lightweight.yaml --static-only --out /tmp/counts
     """
-    from vitbench.cli.console import err, make_progress, print_results
+    from vitbench.cli.console import err, print_results, suite_progress
     from vitbench.config.suite import load_suite
     from vitbench.env import oversubscription_warning
     from vitbench.report import report_sink
@@ -150,19 +150,7 @@ def run(
         if warning:
             err.print(f"[yellow]warning:[/yellow] {warning}", highlight=False)
 
-    progress = make_progress()
-    task = progress.add_task(suite.name, total=len(planned), detail="")
-
-    def on_event(kind: str, index: int, row, detail: str) -> None:
-        if kind == "start":
-            progress.update(task, detail=f"{row.name}: starting")
-        elif kind == "stage":
-            progress.update(task, detail=detail if detail.startswith("writing") else
-                            f"{row.name}: {detail}")
-        elif kind == "done":
-            progress.advance(task)
-            progress.update(task, detail=f"{row.name}: {detail}")
-
+    progress, on_event = suite_progress(suite.name, len(planned))
     final = ("csv", "md", "html", "png", "svg") if plots else ("csv", "md")
     try:
         with progress:
