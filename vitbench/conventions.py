@@ -17,15 +17,17 @@ DEFAULT_FLOP_CONVENTION: FlopConvention = "matmul-only"
 FLOP_CONVENTIONS: dict[str, str] = {
     "matmul-only": (
         "GFLOPs = 10^9 multiply-accumulates per image (one MAC counted as one FLOP, as fvcore "
-        "and the papers count) of convolutions, linear layers, matrix products and attention "
-        "(Q·Kᵀ and A·V, fused scaled_dot_product_attention included); norms, activations, "
-        "pooling and element-wise ops are not counted"
+        "and the papers count) of convolutions (a deformable one as the convolution it "
+        "replaces), linear layers, matrix products and attention (Q·Kᵀ and A·V, fused "
+        "scaled_dot_product_attention included); norms, interpolation, activations, pooling "
+        "and element-wise ops are not counted"
     ),
     "fvcore": (
         "GFLOPs = 10^9 multiply-accumulates per image of convolutions, linear layers, matrix "
         "products and attention (fused scaled_dot_product_attention included), plus fvcore's "
         "norm, upsampling, adaptive-pooling and grid-sample handles (e.g. LayerNorm at 5 "
-        "FLOPs per element); activations and element-wise ops are not counted"
+        "FLOPs per element; a deformable convolution's bilinear sampling at grid-sample's 4 "
+        "per sampled value); activations and element-wise ops are not counted"
     ),
 }
 
@@ -42,8 +44,10 @@ NORM_AND_RESAMPLE_OPS: tuple[str, ...] = (
 )
 
 #: Op-name fragments that carry no multiply-accumulates worth counting under either
-#: convention (element-wise arithmetic, activations, reductions, data movement). Any
-#: *other* op a counter skips is reported as a possible gap in the count.
+#: convention (element-wise arithmetic, activations, reductions, data movement: ``unfold``,
+#: ``gather``, ``topk`` of unfold/gather-based attention, ``pixel_shuffle`` and
+#: ``pixel_unshuffle``, which only move channels into space and back). Any *other* op a
+#: counter skips is reported as a possible gap in the count.
 CHEAP_OP_MARKERS: tuple[str, ...] = (
     "add", "sub", "mul", "div", "neg", "pow", "sqrt", "rsqrt", "exp", "log", "abs", "clamp",
     "gelu", "relu", "silu", "sigmoid", "tanh", "hardswish", "hardsigmoid", "softplus", "elu",
@@ -55,6 +59,7 @@ CHEAP_OP_MARKERS: tuple[str, ...] = (
     "split", "chunk", "narrow", "select", "slice", "view", "reshape", "permute", "transpose",
     "flatten", "squeeze", "unsqueeze", "arange", "linspace", "meshgrid", "rand", "normal",
     "bernoulli", "rsub", "softmax", "unflatten", "shape", "eq", "ne", "lt", "gt", "le", "ge", "logical", "bitwise", "remainder", "fmod",
+    "shuffle", "unshuffle",
 )
 
 

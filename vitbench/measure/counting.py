@@ -4,11 +4,13 @@ Two independent counters:
 
 * the **primary** count is fvcore's ``FlopCountAnalysis`` (a JIT trace), with a handle for
   ``aten::scaled_dot_product_attention`` that fvcore lacks (without it fvcore drops
-  2.7–18.7 % of a ViT's MACs: DeiT-S 4.25 instead of 4.6), and the norm/resampling handles
-  switched on or off by the convention (:mod:`vitbench.conventions`);
+  2.7–18.7 % of a ViT's MACs: DeiT-S 4.25 instead of 4.6), one for
+  ``torchvision::deform_conv2d`` (:func:`deform_conv2d_macs`; LIT/LITv2), and the
+  norm/resampling handles switched on or off by the convention (:mod:`vitbench.conventions`);
 * the **cross-check** is ``torch.utils.flop_counter.FlopCounterMode`` (dispatcher level),
-  with the CPU flash-attention kernel registered (torch's registry misses it and silently
-  counts 0) and, for the ``fvcore`` convention, fvcore's norm formulas added.
+  with the CPU flash-attention kernel and ``torchvision::deform_conv2d`` registered (torch's
+  registry misses both and silently counts 0) and, for the ``fvcore`` convention, fvcore's
+  norm and resampling formulas added.
 
 Both count one image (batch 1) in float32 on the CPU: counts do not depend on hardware.
 Every op the primary counter skipped is reported with its call count; ops that may carry
@@ -89,12 +91,48 @@ def _excluded_by_convention(inputs: list[Any], outputs: list[Any]) -> int:
     return 0
 
 
+#: fvcore's rate for bilinear resampling (its ``aten::grid_sampler`` and
+#: ``aten::upsample_bilinear2d`` handles): 4 multiply-accumulates per sampled value.
+BILINEAR_MACS_PER_SAMPLE = 4
+
+
+def deform_conv2d_macs(input_shape, weight_shape, out_shape, convention: str) -> int:
+    """MACs of ``torchvision::deform_conv2d``: the ordinary convolution it replaces, and its
+    bilinear sampling only under the ``fvcore`` convention.
+
+    The convolution is C_out · C_in/groups · k_h · k_w per output position, as LIT's and
+    LITv2's own ``flops()`` count their deformable patch embeddings (the offset conv is an
+    ordinary conv, counted by the conv formula). The sampling (each of the C_in · k_h · k_w
+    values of an output position's column interpolates 4 neighbours) is resampling, so it
+    follows ``grid_sample``: left out under ``matmul-only``, as LIT's own count leaves it
+    out; counted at fvcore's grid-sample rate of 4 per sampled value under ``fvcore``. The
+    mask of a modulated (v2) deformable conv is an element-wise product: not counted.
+    """
+    batch, c_in = input_shape[0], input_shape[1]
+    c_out, c_in_per_group, k_h, k_w = weight_shape
+    positions = batch * prod(out_shape[2:])
+    macs = positions * c_out * c_in_per_group * k_h * k_w
+    if convention == "fvcore":
+        macs += positions * c_in * k_h * k_w * BILINEAR_MACS_PER_SAMPLE
+    return macs
+
+
+def _deform_conv2d_jit_handle(convention: str):
+    def handle(inputs: list[Any], outputs: list[Any]) -> int:
+        from fvcore.nn.jit_handles import get_shape
+
+        return deform_conv2d_macs(get_shape(inputs[0]), get_shape(inputs[1]),
+                                  get_shape(outputs[0]), convention)
+    return handle
+
+
 def fvcore_analysis(module, inputs: tuple, convention: str):
     """A configured ``FlopCountAnalysis`` (quiet, SDPA handled, norms per convention)."""
     from fvcore.nn import FlopCountAnalysis
 
     analysis = FlopCountAnalysis(module, inputs)
     analysis.set_op_handle("aten::scaled_dot_product_attention", _sdpa_jit_handle)
+    analysis.set_op_handle("torchvision::deform_conv2d", _deform_conv2d_jit_handle(convention))
     if convention == "matmul-only":
         # A None handle would leave fvcore's own handle in place: count these as zero.
         analysis.set_op_handle(**{op: _excluded_by_convention for op in NORM_AND_RESAMPLE_OPS})
@@ -128,11 +166,24 @@ def _norm_flops(per_element_affine: int, per_element_plain: int, weight_index: i
     return formula
 
 
+def _deform_conv2d_flops(convention: str):
+    """:func:`deform_conv2d_macs` in FlopCounterMode's unit (2 per MAC); the op's arguments
+    are (input, weight, offset, mask, bias, strides, paddings, dilations, groups, ...)."""
+    def formula(input_shape, weight_shape, *args, out_shape=None, **kwargs) -> int:
+        return 2 * deform_conv2d_macs(input_shape, weight_shape, out_shape, convention)
+    return formula
+
+
 def _crosscheck_mapping(convention: str) -> dict:
+    import sys
+
     import torch
 
     aten = torch.ops.aten
     mapping: dict = {aten._scaled_dot_product_flash_attention_for_cpu: _cpu_sdpa_flops}
+    if "torchvision" in sys.modules:
+        # torchvision registers its ops on import; a model that calls one has imported it.
+        mapping[torch.ops.torchvision.deform_conv2d] = _deform_conv2d_flops(convention)
     if convention == "fvcore":
         mapping.update({
             aten.native_layer_norm: _norm_flops(5, 4, 2),
