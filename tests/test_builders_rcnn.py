@@ -53,7 +53,25 @@ def test_backbone_keeps_stride_16_and_freezes_batchnorm():
     assert not any("bn" in name for name, _ in backbone.named_parameters())
 
 
-def test_forward_returns_boxes_labels_scores(detector):
+def test_random_rpn_keeps_its_proposals_on_the_anchors(detector):
+    """Zero box deltas: NMS sees the anchors, not boxes pushed to the image border, so the
+    box head gets hundreds of proposals (869 here; 36 with torchvision's random deltas)."""
+    rcnn = detector.model
+    head = rcnn.rpn.head.bbox_pred
+    assert not head.weight.any() and not head.bias.any()
     with torch.no_grad():
-        boxes, labels, scores = detector(torch.rand(1, 3, 160, 240))
+        images, _ = rcnn.transform([torch.rand(3, 160, 240)])
+        proposals, _ = rcnn.rpn(images, {"0": rcnn.backbone(images.tensors)})
+    assert proposals[0].shape[0] > 500
+
+
+def test_forward_returns_boxes_labels_scores(detector):
+    rpn = detector.model.rpn
+    configured = dict(rpn._post_nms_top_n)
+    rpn._post_nms_top_n["testing"] = 20  # 20 box-head passes instead of ~900 (104 M MACs each)
+    try:
+        with torch.no_grad():
+            boxes, labels, scores = detector(torch.rand(1, 3, 160, 240))
+    finally:
+        rpn._post_nms_top_n.update(configured)
     assert boxes.shape[1] == 4 and boxes.shape[0] == labels.shape[0] == scores.shape[0] <= 100
