@@ -51,8 +51,8 @@ The README's GFLOPs are the source's analytic ``FocalTransformer.flops()``, whic
 (w + 2e)² − w² = 120 surrounding keys per window where its attention takes 132 (the 12
 tokens next to the edge midlines come twice), and adds one MAC per element for each
 LayerNorm and for the mean pool: measured = flops() − 0.0036 G (norms, pool) + 0.0325 G
-(duplicate keys) for T, − 0.0054 + 0.0542 G for S, exactly. The paper (and the seed) print 9.1 G for Focal-S, which neither
-the code nor its formula gives.
+(duplicate keys) for T, − 0.0054 + 0.0542 G for S, exactly. The paper (and the seed) print
+9.1 G for Focal-S, which neither the code nor its formula gives.
 """
 
 from __future__ import annotations
