@@ -66,7 +66,8 @@ def test_stage_layout(builders):
 
 
 def test_relative_position_bias_reads_the_table_at_key_minus_query():
-    """deeplab2's one-hot lookup: bias[n, (i, j), (x, y)] = table[n, x - i + H - 1, y - j + W - 1]."""
+    """deeplab2's one-hot lookup: query (i, j), key (x, y) read
+    ``table[n, x - i + H - 1, y - j + W - 1]``."""
     torch.manual_seed(0)
     module = RelativePositionBias2d(num_heads=2, size=3)
     bias = module(3, 3)
