@@ -81,7 +81,9 @@ def test_odd_blocks_shift_where_the_map_exceeds_the_window():
                                                                     [0, 3]]
     with torch.no_grad():
         out = model.eval()(torch.randn(1, 3, 448, 448))
+        half = model.to(torch.bfloat16)(torch.randn(1, 3, 448, 448, dtype=torch.bfloat16))
     assert out.shape == (1, 1000) and torch.isfinite(out).all()
+    assert half.dtype == torch.bfloat16 and torch.isfinite(half).all()  # the shift mask too
 
 
 def test_non_square_input_and_sizes_that_do_not_tile(builders):

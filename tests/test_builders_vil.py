@@ -1,5 +1,5 @@
-"""ViL (Vision Longformer) and ViL-LS builders: the sources' printed sizes and MACs, the ARCH
-strings, and what each attention lets a query see."""
+"""ViL (Vision Longformer) and ViL-LS builders on the shared MsViT skeleton: the sources'
+printed sizes and MACs, the ARCH strings, and what each attention lets a query see."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ import torch
 from torch import nn
 
 from vitbench.build.builders import load_builders
-from vitbench.build.builders.vil import (FullAttention, LongformerAttention, MsViT, StageSpec,
-                                         longformer_factory, parse_arch, vil_arch)
+from vitbench.build.builders.msvit import FullAttention, MsViT, StageSpec, parse_arch
+from vitbench.build.builders.vil import LongformerAttention, longformer_factory, vil_arch
 from vitbench.build.builders.vil_ls import LongShortAttention, long_short_factory, vil_ls_arch
 from vitbench.measure.counting import count_flops
 
@@ -198,6 +198,10 @@ def test_forward_shapes_and_pooling(sparse):
         out = model(torch.randn(2, 3, 56, 56))
     assert tokens.shape == (2, 7 * 7, 32)  # the last stage has no global token: mean pool
     assert out.shape == (2, 10) and torch.isfinite(out).all()
+    # Biases and masks follow the activations' dtype.
+    with torch.no_grad():
+        half = model.to(torch.bfloat16)(torch.randn(1, 3, 56, 56, dtype=torch.bfloat16))
+    assert half.dtype == torch.bfloat16 and torch.isfinite(half).all()
 
 
 def test_full_attention_is_built_for_one_map_size():

@@ -2,7 +2,7 @@
 
 Zhu et al., "Long-Short Transformer: Efficient Transformers for Language and Vision",
 NeurIPS 2021 (arXiv:2107.02192). Source: ``NVIDIA/transformer-ls`` ``imagenet/models/
-msvit.py`` (ViL's skeleton, :class:`vitbench.build.builders.vil.MsViT` here) and
+msvit.py`` (ViL's skeleton, :class:`vitbench.build.builders.msvit.MsViT` here) and
 ``imagenet/models/layers/transformer_ls.py`` (the attention), configured by the ARCH strings
 of ``imagenet/launch/train/train_{medium_224,base_224,medium_384}.sh``. Written here from
 those configuration facts.
@@ -43,11 +43,10 @@ than at 224²; the README repeats the 224² count, the seed prints 39.9. Paramet
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from vitbench.build.builders import register
-from vitbench.build.builders.vil import MsViT, StageSpec, neighbourhoods, relative_index
+from vitbench.build.builders.msvit import MsViT, StageSpec, neighbourhoods, relative_index
 
 __all__ = [
     "LongShortAttention",
