@@ -17,10 +17,9 @@ DEFAULT_FLOP_CONVENTION: FlopConvention = "matmul-only"
 FLOP_CONVENTIONS: dict[str, str] = {
     "matmul-only": (
         "GFLOPs = 10^9 multiply-accumulates per image (one MAC counted as one FLOP, as fvcore "
-        "and the papers count) of convolutions (a deformable one as the convolution it "
-        "replaces), linear layers, matrix products and attention (Q·Kᵀ and A·V, fused "
-        "scaled_dot_product_attention included); norms, interpolation, activations, pooling "
-        "and element-wise ops are not counted"
+        "and the papers count) of convolutions, linear layers, matrix products and attention "
+        "(Q·Kᵀ and A·V, fused scaled_dot_product_attention included); norms, activations, "
+        "pooling and element-wise ops are not counted"
     ),
     "fvcore": (
         "GFLOPs = 10^9 multiply-accumulates per image of convolutions, linear layers, matrix "
