@@ -115,10 +115,10 @@ def test_msda_counts_its_linear_layers_exactly_and_sampling_is_reported_apart():
     wrapped = _Call(msda, lambda m, x, p, r: m(x, p, x, r, shapes))
     count = count_flops(wrapped, (x, pos, reference), "matmul-only")
     expected = tokens * DIM * DIM * 2 + tokens * DIM * (128 + 64)
-    assert count.gflops * 1e9 == pytest.approx(expected, rel=1e-9)
+    assert count.gmacs * 1e9 == pytest.approx(expected, rel=1e-9)
     assert count.counters_agree and not count.gap_ops and not count.crosscheck_uncounted_ops
     # grid_sample: 4 per sampled value (the fvcore convention counts it), + 1 for the sum
-    with_sampling = count_flops(wrapped, (x, pos, reference), "fvcore").gflops * 1e9
+    with_sampling = count_flops(wrapped, (x, pos, reference), "fvcore").gmacs * 1e9
     assert with_sampling - expected == 4 * tokens * 8 * levels * 4 * 32
     assert msda_sampling_macs(tokens, 8, levels, 4, 32) == 5 * tokens * 8 * levels * 4 * 32
 
@@ -136,7 +136,7 @@ def test_mask_decoder_macs_follow_the_formula():
              + mask)
     tail = queries * DIM * DIM + tokens * DIM * DIM + queries * tokens * DIM + mask
     # the blocks' own masks are deep supervision: made in training mode only
-    assert count.gflops * 1e9 == pytest.approx(2 * (block - mask) + tail, rel=1e-9)
+    assert count.gmacs * 1e9 == pytest.approx(2 * (block - mask) + tail, rel=1e-9)
     assert count.counters_agree and not count.gap_ops
     decoder.train()
     with torch.no_grad():
@@ -172,7 +172,7 @@ def test_detr_mask_head_macs_follow_the_formula():
                           + 64 * 32 * 16 + 64 * 16)
     adapters = hw * (4 * 1024 * 128 + 16 * 512 * 64 + 64 * 256 * 32)
     box_attention = queries * DIM * DIM + hw * DIM * DIM + queries * hw * DIM
-    assert count.gflops * 1e9 == pytest.approx(queries * per_query + adapters + box_attention,
+    assert count.gmacs * 1e9 == pytest.approx(queries * per_query + adapters + box_attention,
                                                 rel=1e-9)
     assert count.counters_agree and not count.gap_ops
 

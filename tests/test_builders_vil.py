@@ -62,7 +62,7 @@ def _block_gmacs(block: nn.Module, hw: tuple[int, int], tokens: int, dim: int) -
                          "matmul-only")
     assert result.counters_agree and not result.gap_ops, result
     assert not result.crosscheck_uncounted_ops, result.crosscheck_uncounted_ops
-    return result.gflops
+    return result.gmacs
 
 
 def _model_gmacs(arch: str, make_sparse, kind: str, img_size: int, cache: dict,

@@ -20,8 +20,8 @@ def test_linear():
     layer = nn.Linear(128, 64)
     result = gmacs(layer, torch.randn(1, 10, 128))
     assert count_params(layer) == 128 * 64 + 64
-    assert result.gflops * 1e9 == 10 * 128 * 64
-    assert result.gflops_crosscheck * 1e9 == 10 * 128 * 64
+    assert result.gmacs * 1e9 == 10 * 128 * 64
+    assert result.crosscheck_gmacs * 1e9 == 10 * 128 * 64
 
 
 def test_conv2d():
@@ -29,7 +29,7 @@ def test_conv2d():
     result = gmacs(conv, torch.randn(1, 3, 32, 32))
     assert count_params(conv) == 16 * 3 * 3 * 3 + 16
     out_pixels = 16 * 16
-    assert result.gflops * 1e9 == out_pixels * 16 * 3 * 3 * 3
+    assert result.gmacs * 1e9 == out_pixels * 16 * 3 * 3 * 3
     assert result.counters_agree
 
 
@@ -54,17 +54,17 @@ def test_attention_block_counts_both_attention_products():
     result = gmacs(SDPABlock(dim, heads), torch.randn(1, tokens, dim))
     linear = tokens * dim * 3 * dim + tokens * dim * dim
     attention = 2 * tokens * tokens * dim  # Q·Kᵀ and A·V, every head together
-    assert result.gflops * 1e9 == linear + attention
-    assert result.gflops_crosscheck * 1e9 == linear + attention
+    assert result.gmacs * 1e9 == linear + attention
+    assert result.crosscheck_gmacs * 1e9 == linear + attention
     assert "aten::scaled_dot_product_attention" not in result.uncounted_ops
 
 
 def test_norm_convention():
     block = nn.Sequential(nn.Linear(8, 8), nn.LayerNorm(8))
     x = torch.randn(1, 4, 8)
-    assert gmacs(block, x).gflops * 1e9 == 4 * 8 * 8
+    assert gmacs(block, x).gmacs * 1e9 == 4 * 8 * 8
     fv = gmacs(block, x, convention="fvcore")
-    assert fv.gflops * 1e9 == 4 * 8 * 8 + 5 * 4 * 8  # fvcore: LayerNorm 5 per element
+    assert fv.gmacs * 1e9 == 4 * 8 * 8 + 5 * 4 * 8  # fvcore: LayerNorm 5 per element
     assert fv.counters_agree
 
 
@@ -90,7 +90,7 @@ def test_real_timm_models_match_printed(name, params_m, gflops, size):
     model = timm.create_model(name, pretrained=False)
     result = gmacs(model, torch.randn(1, 3, size, size))
     assert round(count_params(model) / 1e6, 1) == params_m
-    assert round(result.gflops, 1) == gflops
+    assert round(result.gmacs, 1) == gflops
     assert result.counters_agree
 
 
@@ -100,7 +100,7 @@ def counted_by_both(module, *inputs, convention="matmul-only"):
     """Count with both counters; they must agree exactly and report no op that may carry MACs."""
     result = gmacs(module, *inputs, convention=convention)
     assert result.crosscheck_error is None
-    assert result.gflops_crosscheck == result.gflops
+    assert result.crosscheck_gmacs == result.gmacs
     assert result.gap_ops == [] and result.crosscheck_uncounted_ops == {}
     return result
 
@@ -138,12 +138,12 @@ def test_deform_conv2d_counts_the_convolution_it_replaces(groups, modulated):
     x = torch.randn(1, c_in, size, size)
     # matmul-only: the ordinary conv's MACs; bilinear sampling is resampling, not counted
     result = counted_by_both(module, x)
-    assert result.gflops * 1e9 == offset_conv + deform_conv
+    assert result.gmacs * 1e9 == offset_conv + deform_conv
     assert "torchvision::deform_conv2d" not in result.uncounted_ops
     # fvcore: + 4 per sampled value (fvcore's grid-sample rate), C_in·k_h·k_w per position
     sampling = 4 * positions * c_in * k_h * k_w
     fv = counted_by_both(module, x, convention="fvcore")
-    assert fv.gflops * 1e9 == offset_conv + deform_conv + sampling
+    assert fv.gmacs * 1e9 == offset_conv + deform_conv + sampling
 
 
 def test_deform_conv2d_with_zero_offsets_counts_as_the_ordinary_conv():
@@ -157,7 +157,7 @@ def test_deform_conv2d_with_zero_offsets_counts_as_the_ordinary_conv():
         conv.weight.copy_(deform.weight)
         conv.bias.copy_(deform.bias)
         torch.testing.assert_close(deform(x, offsets), conv(x))  # the same operation
-    assert counted_by_both(deform, x, offsets).gflops == gmacs(conv, x).gflops == 7 * 7 * 16 * 8 * 4 / 1e9
+    assert counted_by_both(deform, x, offsets).gmacs == gmacs(conv, x).gmacs == 7 * 7 * 16 * 8 * 4 / 1e9
 
 
 class SampledKeys(nn.Module):
@@ -177,10 +177,10 @@ def test_grid_sample_interpolation_is_counted_only_under_the_fvcore_convention()
     projection = size * size * dim * dim
     # matmul-only (the default, as DAT's and most papers' counters): interpolation is free
     result = counted_by_both(SampledKeys(dim), x, grid)
-    assert result.gflops * 1e9 == projection
+    assert result.gmacs * 1e9 == projection
     # fvcore: its grid_sampler handle, 4 per sampled value (bilinear), in both counters
     fv = counted_by_both(SampledKeys(dim), x, grid, convention="fvcore")
-    assert fv.gflops * 1e9 == projection + 4 * dim * points_h * points_w
+    assert fv.gmacs * 1e9 == projection + 4 * dim * points_h * points_w
 
 
 @pytest.mark.parametrize("channels,r,size", [(8, 2, 16), (6, 4, 24)])
@@ -188,7 +188,7 @@ def test_depthwise_conv_transpose_is_one_mac_per_output_element(channels, r, siz
     """EdgeViT's local propagation: k = stride = r, depthwise, on an (H/r)×(W/r) map."""
     up = nn.ConvTranspose2d(channels, channels, kernel_size=r, stride=r, groups=channels)
     result = counted_by_both(up, torch.randn(1, channels, size // r, size // r))
-    assert result.gflops * 1e9 == channels * size * size
+    assert result.gmacs * 1e9 == channels * size * size
 
 
 @pytest.mark.parametrize("kernel,stride,padding,output_padding", [(2, 2, 0, 0), (3, 2, 1, 1)])
@@ -198,9 +198,9 @@ def test_dense_conv_transpose(kernel, stride, padding, output_padding):
     result = counted_by_both(up, torch.randn(1, c_in, size, size))
     # every input value meets every weight of its channel: C_in·C_out·k² per input position,
     # whatever the overlap of the output windows (padding only crops the output)
-    assert result.gflops * 1e9 == size * size * c_in * c_out * kernel * kernel
-    assert result.gflops * 1e9 == counted_by_both(up, torch.randn(1, c_in, size, size),
-                                                  convention="fvcore").gflops * 1e9
+    assert result.gmacs * 1e9 == size * size * c_in * c_out * kernel * kernel
+    assert result.gmacs * 1e9 == counted_by_both(up, torch.randn(1, c_in, size, size),
+                                                  convention="fvcore").gmacs * 1e9
 
 
 class UnfoldAttention(nn.Module):
@@ -255,7 +255,7 @@ def test_unfold_attention_counts_its_matmuls(use_tensor_unfold):
     result = counted_by_both(UnfoldAttention(dim, k, use_tensor_unfold), torch.randn(1, dim, size, size))
     projections = tokens * dim * dim + tokens * dim * 2 * dim
     attention = 2 * tokens * k * k * dim  # q·kᵀ and a·v over k² neighbours per query
-    assert result.gflops * 1e9 == projections + attention
+    assert result.gmacs * 1e9 == projections + attention
 
 
 def test_gather_routed_attention_counts_its_matmuls():
@@ -265,7 +265,7 @@ def test_gather_routed_attention_counts_its_matmuls():
     qkv = regions * tokens * dim * 3 * dim
     routing = regions * regions * dim
     attention = 2 * regions * tokens * topk * tokens * dim
-    assert result.gflops * 1e9 == qkv + routing + attention
+    assert result.gmacs * 1e9 == qkv + routing + attention
     assert "aten::topk" in result.uncounted_ops  # skipped, listed, and not a gap
 
 
@@ -288,5 +288,5 @@ def test_pixel_shuffle_moves_data_and_raises_no_gap():
     """ResTv2's up branch: conv to r²·C channels, PixelShuffle(r); and the way back."""
     block = nn.Sequential(nn.Conv2d(4, 16, 1), nn.PixelShuffle(2), nn.PixelUnshuffle(2))
     result = counted_by_both(block, torch.randn(1, 4, 6, 6))
-    assert result.gflops * 1e9 == 6 * 6 * 16 * 4
+    assert result.gmacs * 1e9 == 6 * 6 * 16 * 4
     assert result.uncounted_ops == {"aten::pixel_shuffle": 1, "aten::pixel_unshuffle": 1}

@@ -41,12 +41,13 @@ CROSSCHECK_TOLERANCE = 0.01
 class FlopCount:
     """The outcome of counting one model once."""
 
-    gflops: Optional[float]
+    #: giga multiply-accumulates per forward pass (what papers print as "GFLOPs")
+    gmacs: Optional[float]
     convention: str
     counter: str = "fvcore+sdpa"
     uncounted_ops: dict[str, int] = field(default_factory=dict)
     gap_ops: list[str] = field(default_factory=list)
-    gflops_crosscheck: Optional[float] = None
+    crosscheck_gmacs: Optional[float] = None
     crosscheck_counter: str = "torch.utils.flop_counter+cpu-sdpa"
     #: aten ops the cross-check ran with no formula that may carry MACs (not cheap per
     #: :func:`vitbench.conventions.is_cheap_op`), with call counts.
@@ -56,9 +57,9 @@ class FlopCount:
 
     @property
     def crosscheck_delta_pct(self) -> Optional[float]:
-        if not self.gflops or self.gflops_crosscheck is None:
+        if not self.gmacs or self.crosscheck_gmacs is None:
             return None
-        return (self.gflops_crosscheck - self.gflops) / self.gflops * 100
+        return (self.crosscheck_gmacs - self.gmacs) / self.gmacs * 100
 
     @property
     def counters_agree(self) -> Optional[bool]:
@@ -270,20 +271,20 @@ def _count_flop_counter_mode(module, inputs: tuple, convention: str) -> tuple[fl
 
 def count_flops(module, inputs: tuple, convention: str, *, crosscheck: bool = True) -> FlopCount:
     """Count GFLOPs (MACs) of one forward over ``inputs`` with both counters."""
-    result = FlopCount(gflops=None, convention=convention)
+    result = FlopCount(gmacs=None, convention=convention)
     try:
-        result.gflops, result.uncounted_ops = _count_fvcore(module, inputs, convention)
+        result.gmacs, result.uncounted_ops = _count_fvcore(module, inputs, convention)
         result.gap_ops = [op for op in result.uncounted_ops if not _is_cheap(op)]
     except Exception as exc:  # noqa: BLE001 - a trace failure is reported, not fatal
         result.error = f"fvcore could not trace the model: {exc.__class__.__name__}: {exc}"
     if crosscheck:
         try:
-            result.gflops_crosscheck, result.crosscheck_uncounted_ops = _count_flop_counter_mode(
+            result.crosscheck_gmacs, result.crosscheck_uncounted_ops = _count_flop_counter_mode(
                 module, inputs, convention)
         except Exception as exc:  # noqa: BLE001
             result.crosscheck_error = f"{exc.__class__.__name__}: {exc}"
-    if result.gflops is None and result.gflops_crosscheck is not None:
+    if result.gmacs is None and result.crosscheck_gmacs is not None:
         # fvcore's JIT trace failed (dict outputs, data-dependent control flow): fall back.
-        result.gflops, result.counter = result.gflops_crosscheck, result.crosscheck_counter
-        result.gflops_crosscheck = None
+        result.gmacs, result.counter = result.crosscheck_gmacs, result.crosscheck_counter
+        result.crosscheck_gmacs = None
     return result

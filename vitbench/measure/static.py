@@ -28,8 +28,8 @@ def count_static(job: Job, module, *, flops: bool = True) -> StaticCost:
     count = counting.count_flops(module, zoo.example_inputs(module, 1, job.image_size),
                                  job.flops_convention)
     return StaticCost(
-        params=counting.count_params(module), gmacs=count.gflops, counter=count.counter,
-        crosscheck_gmacs=count.gflops_crosscheck, crosscheck_counter=count.crosscheck_counter,
+        params=counting.count_params(module), gmacs=count.gmacs, counter=count.counter,
+        crosscheck_gmacs=count.crosscheck_gmacs, crosscheck_counter=count.crosscheck_counter,
         counters_agree=count.counters_agree, uncounted_ops=count.uncounted_ops,
         gap_ops=count.gap_ops, crosscheck_uncounted_ops=count.crosscheck_uncounted_ops,
         error=count.error or count.crosscheck_error)

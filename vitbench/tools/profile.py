@@ -105,8 +105,8 @@ def profile_module(module, inputs: tuple, convention: str, *, model: str = "",
             uncounted_ops=dict(sorted(unsupported.get(name, {}).items()))))
     return Profile(
         model=model or type(module).__name__, image_size=image_size, convention=convention,
-        params=count_params(module), gflops=count.gflops, counter=count.counter,
-        gflops_crosscheck=count.gflops_crosscheck, crosscheck_counter=count.crosscheck_counter,
+        params=count_params(module), gflops=count.gmacs, counter=count.counter,
+        gflops_crosscheck=count.crosscheck_gmacs, crosscheck_counter=count.crosscheck_counter,
         counters_agree=count.counters_agree, modules=modules, uncounted_ops=count.uncounted_ops,
         gap_ops=count.gap_ops, crosscheck_uncounted_ops=count.crosscheck_uncounted_ops,
         max_depth=max_depth)
