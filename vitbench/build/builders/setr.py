@@ -23,7 +23,7 @@ Which decoder: the ADE20K row prints only Params, 318.3 M. This PUP model at 512
 150 classes holds 318,307,292 parameters (self-measured), the print exactly; SETR-MLA from the
 same repository comes to ≈310 M by hand, and mmsegmentation's later port (``setr_pup.py``:
 512-channel decoder convs, two-conv auxiliary heads) to ≈344.7 M, so neither is the printed
-model. The Cityscapes row (``num_classes=19``, built for 1024×2048) prints only GPU FPS and
+model. At 512×512 it runs 417.65 GMACs (self-measured; not printed). The Cityscapes row (``num_classes=19``, built for 1024×2048) prints only GPU FPS and
 mIoU (82.2, SETR-PUP's): nothing static compares there. SETR tests Cityscapes with 768×768
 sliding windows; vitbench runs one whole-image pass, whose position embeddings are built for
 the 64×128 token grid.
