@@ -20,3 +20,11 @@ def repo_root():
     from pathlib import Path
 
     return Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="session")
+def builders():
+    """The ``vitbench:`` zoo's registry (every builder module imported once per session)."""
+    from vitbench.build.builders import load_builders
+
+    return load_builders()

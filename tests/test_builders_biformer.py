@@ -6,7 +6,6 @@ from __future__ import annotations
 import pytest
 import torch
 
-from vitbench.build.builders import load_builders
 from vitbench.build.builders.biformer import BiLevelRoutingAttention, GlobalAttentionLePE
 from vitbench.measure.counting import count_flops
 
@@ -16,11 +15,6 @@ README = {"biformer_tiny": (13.1, 2.2), "biformer_small": (25.5, 4.5)}
 #: (its state dict loads into these models key for key).
 SELF_MEASURED_PARAMS = {"biformer_tiny": 13_142_760, "biformer_small": 25_536_232}
 SELF_MEASURED_GMACS = {"biformer_tiny": 2.2159}
-
-
-@pytest.fixture(scope="module")
-def builders():
-    return load_builders()
 
 
 def _params(model: torch.nn.Module) -> int:

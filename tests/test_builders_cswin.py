@@ -6,7 +6,6 @@ from __future__ import annotations
 import pytest
 import torch
 
-from vitbench.build.builders import load_builders
 from vitbench.build.builders.cswin import LePEStripeAttention
 from vitbench.measure.counting import count_flops
 
@@ -17,11 +16,6 @@ README = {"cswin_tiny": (23, 4.3), "cswin_small": (35, 6.9), "cswin_base": (78, 
 SELF_MEASURED_PARAMS = {"cswin_tiny": 22_320_552, "cswin_small": 34_643_304,
                         "cswin_base": 77_382_184}
 SELF_MEASURED_GMACS = {"cswin_tiny": 4.3242, "cswin_small": 6.8007}
-
-
-@pytest.fixture(scope="module")
-def builders():
-    return load_builders()
 
 
 def _params(model: torch.nn.Module) -> int:

@@ -7,7 +7,6 @@ from __future__ import annotations
 import pytest
 import torch
 
-from vitbench.build.builders import load_builders
 from vitbench.build.builders.dat import DeformableAttention
 from vitbench.measure.counting import count_flops
 
@@ -18,11 +17,6 @@ PAPER_DAT_S = {"params_m": 50, "gflops": 9.0}
 #: Self-measured at 224², equal to the authors' own model at the CVPR2022 tag.
 SELF_MEASURED_PARAMS = {"dat_tiny": 28_319_138, "dat_small": 49_700_402}
 SELF_MEASURED_GMACS = {"dat_tiny": 4.5635, "dat_small": 8.9587}
-
-
-@pytest.fixture(scope="module")
-def builders():
-    return load_builders()
 
 
 def params_on_meta(builder, **kwargs) -> int:

@@ -5,16 +5,10 @@ from __future__ import annotations
 import pytest
 import torch
 
-from vitbench.build.builders import load_builders
 
 
 def _params_m(model: torch.nn.Module) -> float:
     return sum(p.numel() for p in model.parameters()) / 1e6
-
-
-@pytest.fixture(scope="module")
-def builders():
-    return load_builders()
 
 
 @pytest.fixture(scope="module")

@@ -6,7 +6,6 @@ from __future__ import annotations
 import pytest
 import torch
 
-from vitbench.build.builders import load_builders
 from vitbench.build.builders.dfvt import DANE, DFvT
 from vitbench.measure.counting import count_flops
 
@@ -17,11 +16,6 @@ SELF_MEASURED_PARAMS = {"dfvt_tiny": 3_967_627, "dfvt_small": 11_225_485}
 SELF_MEASURED_GMACS_TINY = 0.30605
 #: The repository's analytic ``DFvT.flops()`` (what the README prints), self-evaluated.
 SOURCE_FLOPS_FN_GMACS = {"dfvt_tiny": 0.2714, "dfvt_small": 0.8143}
-
-
-@pytest.fixture(scope="module")
-def builders():
-    return load_builders()
 
 
 @pytest.mark.parametrize("name", sorted(README))

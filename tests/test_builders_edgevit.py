@@ -7,7 +7,6 @@ import pytest
 import torch
 from torch import nn
 
-from vitbench.build.builders import load_builders
 from vitbench.build.builders.edgevit import EdgeViT
 from vitbench.measure.counting import count_flops
 
@@ -19,11 +18,6 @@ SELF_MEASURED_PARAMS = {"edgevit_xxs": 4_067_704, "edgevit_xs": 6_770_056,
                         "edgevit_s": 13_108_168}
 #: Self-measured at 224², matmul-only.
 SELF_MEASURED_GMACS_224 = {"edgevit_xxs": 0.5513}
-
-
-@pytest.fixture(scope="module")
-def builders():
-    return load_builders()
 
 
 def _params(model: nn.Module) -> int:

@@ -7,7 +7,6 @@ import pytest
 import torch
 from torch import nn
 
-from vitbench.build.builders import load_builders
 from vitbench.build.builders.emo import InvertedResidualMobileBlock
 from vitbench.measure.counting import count_flops
 
@@ -20,11 +19,6 @@ README_PARAMS_M = {"emo_1m": 1.3, "emo_2m": 2.3, "emo_5m": 5.1}
 SELF_MEASURED_PARAMS = {"emo_1m": 1_361_168, "emo_2m": 2_377_472, "emo_5m": 5_108_848}
 #: Self-measured at 224² under matmul-only (norms not counted).
 SELF_MEASURED_GMACS = {"emo_1m": 0.2552}
-
-
-@pytest.fixture(scope="module")
-def builders():
-    return load_builders()
 
 
 def _params(model: nn.Module) -> int:

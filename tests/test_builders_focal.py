@@ -7,7 +7,6 @@ from __future__ import annotations
 import pytest
 import torch
 
-from vitbench.build.builders import load_builders
 from vitbench.build.builders.focal import FocalBlock, FocalWindowAttention, surround_index
 from vitbench.measure.counting import count_flops
 
@@ -22,11 +21,6 @@ SELF_MEASURED_PARAMS = {"focal_tiny": 28_880_380, "focal_small": 51_141_940,
 SELF_MEASURED_GMACS = {"focal_tiny": 4.9532, "focal_small": 9.4804}
 #: The source's analytic ``FocalTransformer.flops()`` (what its README rounds), self-measured.
 SOURCE_FORMULA_GFLOPS = {"focal_tiny": 4.9243, "focal_small": 9.4316}
-
-
-@pytest.fixture(scope="module")
-def builders():
-    return load_builders()
 
 
 def _params(model: torch.nn.Module) -> int:

@@ -8,7 +8,6 @@ import pytest
 import torch
 from torch import nn
 
-from vitbench.build.builders import load_builders
 from vitbench.build.builders.lit import DeformablePatchMerging, HiLoAttention
 from vitbench.measure.counting import count_flops
 
@@ -20,11 +19,6 @@ README_GFLOPS = {"lit_ti": 3.6, "lit_s": 4.1, "litv2_s": 3.7, "litv2_m": 7.5}
 SELF_MEASURED_PARAMS = {"lit_ti": 19_886_272, "lit_s": 27_973_720, "litv2_s": 27_844_000,
                         "litv2_m": 48_830_368}
 SELF_MEASURED_GMACS = {"lit_ti": 3.6137, "lit_s": 4.0766, "litv2_s": 3.7236, "litv2_m": 7.4630}
-
-
-@pytest.fixture(scope="module")
-def builders():
-    return load_builders()
 
 
 def params_on_meta(builder, **kwargs) -> int:

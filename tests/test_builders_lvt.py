@@ -6,7 +6,6 @@ from __future__ import annotations
 import pytest
 import torch
 
-from vitbench.build.builders import load_builders
 from vitbench.build.builders.lvt import ConvSelfAttention, RecursiveAtrousAttention
 from vitbench.measure.counting import count_flops
 
@@ -17,11 +16,6 @@ README_GFLOPS = 0.9
 SELF_MEASURED_PARAMS = 5_521_844
 SELF_MEASURED_STAGE_PARAMS = 3_429_092
 SELF_MEASURED_GMACS = 0.88882
-
-
-@pytest.fixture(scope="module")
-def builders():
-    return load_builders()
 
 
 def test_backbone_params_match_readme(builders):

@@ -7,7 +7,6 @@ from __future__ import annotations
 import pytest
 import torch
 
-from vitbench.build.builders import load_builders
 from vitbench.build.builders.mmseg_heads import CCHead, CrissCrossAttention, EncHead, Encoding
 from vitbench.measure.counting import count_flops
 
@@ -29,11 +28,6 @@ PAPER_ADE_GFLOPS = {"fcn_r101_d8": 275.7, "fcn_mobilenetv2_d8": 39.6}
 
 def _params(model: torch.nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
-
-
-@pytest.fixture(scope="module")
-def builders():
-    return load_builders()
 
 
 def _meta(builders, name, **kwargs):

@@ -7,7 +7,6 @@ import pytest
 import torch
 from torch import nn
 
-from vitbench.build.builders import load_builders
 from vitbench.build.builders.moat import MoatBlock, RelativePositionBias2d
 from vitbench.measure.counting import count_flops
 
@@ -23,11 +22,6 @@ SELF_MEASURED_PARAMS = {"tiny_moat_0": 3_355_348, "tiny_moat_1": 5_122_895,
                         "tiny_moat_2": 9_772_741}
 #: Self-measured at 224² under matmul-only.
 SELF_MEASURED_GMACS = {"tiny_moat_0": 0.7751}
-
-
-@pytest.fixture(scope="module")
-def builders():
-    return load_builders()
 
 
 def _params(model: nn.Module) -> int:

@@ -6,7 +6,6 @@ from __future__ import annotations
 import pytest
 import torch
 
-from vitbench.build.builders import load_builders
 from vitbench.build.builders.paca import PatchToClusterAttention
 from vitbench.measure.counting import count_flops
 
@@ -17,11 +16,6 @@ README_GFLOPS = 3.2
 SELF_MEASURED_PARAMS = 12_200_680
 #: Self-measured at 224² under matmul-only.
 SELF_MEASURED_GMACS = 3.2193
-
-
-@pytest.fixture(scope="module")
-def builders():
-    return load_builders()
 
 
 def test_params_match_the_readme(builders):

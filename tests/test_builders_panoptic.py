@@ -11,7 +11,6 @@ import pytest
 import torch
 from torch import nn
 
-from vitbench.build.builders import load_builders
 from vitbench.build.builders.deformable_attention import (
     MultiScaleDeformableAttention, encoder_reference_points, msda_sampling_macs)
 from vitbench.build.builders.detr_panoptic import BoxAttentionMap, MaskHeadSmallConv
@@ -19,11 +18,6 @@ from vitbench.build.builders.panoptic_segformer_mask import MaskDecoder
 from vitbench.measure.counting import count_flops
 
 DIM = 256
-
-
-@pytest.fixture(scope="module")
-def builders():
-    return load_builders()
 
 
 def _params(module: nn.Module) -> int:

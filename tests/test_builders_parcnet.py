@@ -7,7 +7,6 @@ import pytest
 import torch
 from torch import nn
 
-from vitbench.build.builders import load_builders
 from vitbench.build.builders.parcnet import ParCBlock, circular_conv
 from vitbench.measure.counting import count_flops
 
@@ -20,11 +19,6 @@ SELF_MEASURED_PARAMS = 5_037_088
 SELF_MEASURED_GMACS = 1.6573
 #: (map side, ParC width, FFN width, blocks) of layers 3-5 at 256².
 PARC_LAYERS = ((32, 192, 384, 2), (16, 256, 512, 4), (8, 320, 640, 3))
-
-
-@pytest.fixture(scope="module")
-def builders():
-    return load_builders()
 
 
 def test_params_match_the_readme(builders):

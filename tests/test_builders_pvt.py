@@ -5,14 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from vitbench.build.builders import load_builders
 
 PAPER_PARAMS_M = {"pvt_v1_tiny": 13.23, "pvt_v1_small": 24.49}
-
-
-@pytest.fixture(scope="module")
-def builders():
-    return load_builders()
 
 
 def _params_m(model: torch.nn.Module) -> float:

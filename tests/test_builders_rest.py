@@ -6,7 +6,6 @@ from __future__ import annotations
 import pytest
 import torch
 
-from vitbench.build.builders import load_builders
 from vitbench.build.builders.rest import EfficientAttention
 from vitbench.measure.counting import count_flops
 
@@ -24,11 +23,6 @@ SELF_MEASURED_PARAMS = {"rest_lite": 10_508_300, "rest_small": 13_679_708,
                         "restv2_base": 55_965_208}
 SELF_MEASURED_GMACS = {"rest_lite": 1.5331, "rest_small": 2.0934, "rest_base": 4.6259,
                        "restv2_tiny": 4.0835, "restv2_base": 7.8602}
-
-
-@pytest.fixture(scope="module")
-def builders():
-    return load_builders()
 
 
 @pytest.fixture(scope="module")

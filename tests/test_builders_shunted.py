@@ -6,7 +6,6 @@ from __future__ import annotations
 import pytest
 import torch
 
-from vitbench.build.builders import load_builders
 from vitbench.measure.counting import count_flops
 
 #: README (OliverRensu/Shunted-Transformer) and paper Table: Shunted-T 11.5 M params.
@@ -16,11 +15,6 @@ PAPER_GFLOPS = 2.1
 #: Self-measured, pinned against regressions; equal to the authors' own modules.
 SELF_MEASURED_PARAMS = 11_553_576
 SELF_MEASURED_GMACS = 2.1467
-
-
-@pytest.fixture(scope="module")
-def builders():
-    return load_builders()
 
 
 def test_registered(builders):

@@ -23,11 +23,6 @@ SELF_MEASURED_GMACS = {"stm_swin_micro": 0.7005, "stm_convnext_micro": 0.6481,
                        "stm_halonet_micro": 0.8606}
 
 
-@pytest.fixture(scope="module")
-def builders():
-    return load_builders()
-
-
 def _params(model: torch.nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 

@@ -9,7 +9,6 @@ import pytest
 import torch
 from torch import nn
 
-from vitbench.build.builders import load_builders
 from vitbench.build.builders.msvit import FullAttention, MsViT, StageSpec, parse_arch
 from vitbench.build.builders.vil import LongformerAttention, longformer_factory, vil_arch
 from vitbench.build.builders.vil_ls import LongShortAttention, long_short_factory, vil_ls_arch
@@ -34,11 +33,6 @@ SELF_MEASURED_GMACS = {"vil_small": 4.8811, "vil_medium_deep": 8.7393, "vil_base
                        "vil_small_chunk": 5.1412, "vil_medium_deep_chunk": 9.1301,
                        "vil_ls_medium": 8.6888, "vil_ls_base": 13.3451,
                        "vil_ls_medium_384": 28.6469}
-
-
-@pytest.fixture(scope="module")
-def builders():
-    return load_builders()
 
 
 def _params(model: nn.Module, skip_tables: bool = False) -> int:
