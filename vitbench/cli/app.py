@@ -31,6 +31,24 @@ app = typer.Typer(
 )
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        import platform
+
+        from vitbench import __version__
+
+        typer.echo(f"vitbench {__version__} (Python {platform.python_version()})")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(False, "--version", "-V", callback=_print_version,
+                                 is_eager=True, help="print vitbench's version and exit"),
+) -> None:
+    """Options that come before the command (``vitbench --version``)."""
+
+
 def print_error(message: str) -> None:
     """``error: message`` on stderr, one line; the message is shown as written (no markup)."""
     from rich.markup import escape
