@@ -15,3 +15,13 @@ def test_version_prints_one_line_and_exits_0():
     done = CliRunner().invoke(app, ["--version"])
     assert done.exit_code == 0
     assert re.fullmatch(rf"vitbench {re.escape(__version__)} \(Python 3\.\d+\.\d+\)\n", done.output)
+
+
+def test_close_names_put_the_meant_variant_first():
+    from vitbench.build.zoo import ZOO_TABLE, suggest
+
+    timm_names = ZOO_TABLE["timm"].names()
+    assert suggest("pvt_v2_bzero", timm_names)[0] == "pvt_v2_b0"  # spelled number, not b5
+    assert suggest("deit_tiny", timm_names)[0] == "deit_tiny_patch16_224"  # typed a prefix
+    assert suggest("vit_smal_patch16_224", timm_names)[0] == "vit_small_patch16_224"
+    assert suggest("MobileViT-XXS", timm_names)[0] == "mobilevit_xxs"

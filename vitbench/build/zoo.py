@@ -19,7 +19,6 @@ returns a flat tuple of tensors, so the JIT-trace counter can follow them.
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import functools
 import importlib
 import inspect
@@ -73,15 +72,61 @@ def _hf_names() -> tuple[str, ...]:
                         if _HF_MODEL_CLASS.match(n) and "PreTrained" not in n))
 
 
+#: Spelled-out numbers users type for a variant's digit (``pvt_v2_bzero`` means ``b0``).
+_NUMBER_WORDS = {word: str(digit) for digit, word in enumerate(
+    "zero one two three four five six seven eight nine ten".split())}
+
+
+def _normalised(name: str) -> str:
+    text = name.lower().replace("-", "_")
+    for word, digit in _NUMBER_WORDS.items():
+        text = text.replace(word, digit)
+    return text
+
+
+def edit_distance(a: str, b: str, limit: int) -> int:
+    """Levenshtein distance of ``a`` and ``b``, or ``limit + 1`` once it must exceed ``limit``."""
+    if abs(len(a) - len(b)) > limit:
+        return limit + 1
+    previous = list(range(len(b) + 1))
+    for i, char_a in enumerate(a, 1):
+        current = [i]
+        for j, char_b in enumerate(b, 1):
+            current.append(min(previous[j] + 1, current[j - 1] + 1,
+                               previous[j - 1] + (char_a != char_b)))
+        if min(current) > limit:
+            return limit + 1
+        previous = current
+    return previous[-1]
+
+
 def suggest(name: str, candidates: Sequence[str], n: int = 5) -> list[str]:
-    """Close names for a typo: fuzzy matches first, then names containing the query."""
-    squashed = name.lower().replace("-", "_")
-    close = difflib.get_close_matches(squashed, candidates, n=n, cutoff=0.6)
-    bare = squashed.replace("_", "")
+    """Close names for a typo, closest first.
+
+    Full names the query begins (``deit_tiny`` → ``deit_tiny_patch16_224``) come first, then
+    names by edit distance after normalising case, ``-``/``_`` and spelled numbers, ties
+    broken by the longer shared prefix: among ``pvt_v2_b0`` … ``pvt_v2_b5``, all equally
+    similar to ``pvt_v2_bzero`` by difflib's ratio, ``b0`` comes first. Names that contain
+    the query fill the remaining places.
+    """
+    query = _normalised(name)
+    limit = max(2, len(query) // 3)
+    scored = []
+    for candidate in candidates:
+        target = _normalised(candidate)
+        if target.startswith(query):  # a prefix of a full name: the user stopped typing early
+            scored.append((0, 0, len(candidate), candidate))
+            continue
+        distance = edit_distance(query, target, limit)
+        if distance <= limit:
+            prefix = len(os.path.commonprefix([query, target]))
+            scored.append((1 + distance, -prefix, len(candidate), candidate))
+    close = [candidate for *_, candidate in sorted(scored)[:n]]
+    bare = query.replace("_", "")
     for candidate in candidates:
         if len(close) >= n:
             break
-        if candidate not in close and bare and bare in candidate.replace("_", ""):
+        if candidate not in close and bare and bare in _normalised(candidate).replace("_", ""):
             close.append(candidate)
     return close
 
