@@ -25,3 +25,22 @@ def test_close_names_put_the_meant_variant_first():
     assert suggest("deit_tiny", timm_names)[0] == "deit_tiny_patch16_224"  # typed a prefix
     assert suggest("vit_smal_patch16_224", timm_names)[0] == "vit_small_patch16_224"
     assert suggest("MobileViT-XXS", timm_names)[0] == "mobilevit_xxs"
+
+
+def test_a_run_piped_to_a_log_prints_one_plain_line_per_stage_and_row(repo_root, tmp_path):
+    """CI sets FORCE_COLOR; the log must still get lines as rows finish, not redraw frames."""
+    import os
+    import subprocess
+    import sys
+
+    done = subprocess.run(
+        [sys.executable, "-m", "vitbench", "run", str(repo_root / "tests/data/tiny.yaml"),
+         "--static-only", "--out", str(tmp_path / "run")],
+        capture_output=True, text=True, timeout=300,
+        env={**os.environ, "FORCE_COLOR": "1", "COLUMNS": "200"})
+    assert done.returncode == 0, done.stderr
+    log = done.stderr.splitlines()
+    assert "[1/2] TestViT: start (timm:test_vit)" in log
+    assert any(re.fullmatch(r"\[1/2\] TestViT: ok( \(\d+ s\))?", line) for line in log), log
+    assert "[2/2] Later: unavailable, not built in tests" in log
+    assert "\r" not in done.stderr and "\x1b[2K" not in done.stderr  # no progress redraws

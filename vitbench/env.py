@@ -48,9 +48,10 @@ def oversubscription_warning(threads: int) -> Optional[str]:
         return (f"{threads} threads on {cpus} usable CPUs: threads will fight; "
                 f"latency will be unreliable")
     if load is not None and load + threads > cpus + 0.5:
+        advice = "close other work" + (", or use --threads 1" if threads > 1 else "")
         return (f"machine busy: load average {load:.2f} on {cpus} CPUs before the run, and "
                 f"{threads} measuring thread(s); latency may be inflated and will vary "
-                f"(close other work, or use --threads 1)")
+                f"({advice})")
     return None
 
 

@@ -5,6 +5,9 @@ Tables go to stdout (pipe-able); progress, warnings and errors go to stderr.
 
 from __future__ import annotations
 
+import os
+import sys
+import time
 from pathlib import Path
 from typing import Optional
 
@@ -122,9 +125,59 @@ def make_progress() -> Progress:
                     console=err, transient=False)
 
 
-def suite_progress(title: str, rows: int):
+def stderr_is_terminal() -> bool:
+    """True only for a real terminal: ``FORCE_COLOR`` (common in CI) makes Rich treat a pipe as
+    one and draw redraw frames into the log, so the file descriptor itself is asked."""
+    try:
+        return os.isatty(sys.stderr.fileno())
+    except (AttributeError, OSError, ValueError):
+        return False
+
+
+class LineLog:
+    """The progress display for logs and pipes: one plain line per stage and per finished row
+    (``[3/14] PVTv2-B0: ok, median 56.1 ms (41 s)``), flushed as it happens, no markup."""
+
+    def __init__(self, title: str, rows: int, stream=None) -> None:
+        self.title, self.rows, self.stream = title, rows, stream or sys.stderr
+        self.started: dict[int, float] = {}
+
+    def __enter__(self) -> "LineLog":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        return None
+
+    def _line(self, text: str) -> None:
+        print(text, file=self.stream, flush=True)
+
+    def __call__(self, kind: str, index: int, row, detail: str) -> None:
+        where = f"[{index + 1}/{self.rows}] {row.name}"
+        if kind == "start":
+            self.started[index] = time.perf_counter()
+            self._line(f"{where}: start ({row.model or 'no model'})")
+        elif kind == "stage":
+            self._line(f"{self.title}: {detail}" if detail.startswith("writing")
+                       else f"{where}: {detail}")
+        elif kind == "done":
+            parts = [detail]
+            latency = row.latency_summary
+            if latency is not None:
+                parts.append(f"median {latency.median:.1f} ms")
+            if row.error:
+                parts.append(row.error.splitlines()[0][:200])
+            elapsed = time.perf_counter() - self.started.pop(index, time.perf_counter())
+            took = f" ({elapsed:.0f} s)" if elapsed >= 0.5 else ""
+            self._line(f"{where}: {', '.join(parts)}{took}")
+
+
+def suite_progress(title: str, rows: int, *, terminal: Optional[bool] = None):
     """A progress bar for a suite run and the ``on_event`` callback that drives it
-    (:data:`vitbench.run.runner.EventCallback`): rows done, the current row and stage."""
+    (:data:`vitbench.run.runner.EventCallback`): rows done, the current row and stage. Not a
+    terminal (a log file, CI): a :class:`LineLog` instead, one line per stage and row."""
+    if not (stderr_is_terminal() if terminal is None else terminal):
+        log = LineLog(title, rows)
+        return log, log
     progress = make_progress()
     task = progress.add_task(escape(title), total=rows, detail="")
 

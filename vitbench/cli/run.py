@@ -128,6 +128,8 @@ def run(
 
       vitbench run suites/lightweight.yaml --static-only --out /tmp/counts
     """
+    from rich.markup import escape
+
     from vitbench.cli.console import err, print_results, suite_progress
     from vitbench.config.suite import load_suite
     from vitbench.env import oversubscription_warning
@@ -148,7 +150,8 @@ def run(
     if runnable and not static_only and runnable[0].device == "cpu":
         warning = oversubscription_warning(runnable[0].threads)
         if warning:
-            err.print(f"[yellow]warning:[/yellow] {warning}", highlight=False)
+            err.print(f"[yellow]warning:[/yellow] {escape(warning)}", highlight=False,
+                      soft_wrap=True)
 
     progress, on_event = suite_progress(suite.name, len(planned))
     final = ("csv", "md", "html", "png", "svg") if plots else ("csv", "md")
