@@ -21,7 +21,35 @@ class ExitCode(IntEnum):
     BAD_INPUT = 2  #: usage error, bad option value, malformed suite or results file, unknown model
     INCONCLUSIVE = 3  #: the gate could not decide (too noisy, or nothing comparable)
     ERROR = 4  #: vitbench itself could not finish: an unexpected error, a disk it cannot write
+    HANGUP = 129  #: SIGHUP (terminal closed); stopped like Ctrl-C, results so far on disk
     INTERRUPTED = 130  #: Ctrl-C (SIGINT); results measured so far are on disk
+    TERMINATED = 143  #: SIGTERM (a cancelled CI job, ``kill``); stopped like Ctrl-C
+
+
+#: the exit code of a command stopped by each signal: the shell's 128 + signal number
+SIGNAL_EXIT_CODES = {"SIGHUP": ExitCode.HANGUP, "SIGINT": ExitCode.INTERRUPTED,
+                     "SIGTERM": ExitCode.TERMINATED}
+
+
+class Interrupted(KeyboardInterrupt):
+    """A signal (SIGINT, SIGTERM, SIGHUP) that stops a command the way Ctrl-C does.
+
+    A :class:`KeyboardInterrupt`, so every ``except KeyboardInterrupt`` cleanup (worker
+    killed, finished rows saved, the rest marked ``interrupted``) serves all three signals.
+    """
+
+    def __init__(self, signal_name: str = "SIGINT"):
+        super().__init__(signal_name)
+        self.signal_name = signal_name
+
+    @property
+    def exit_code(self) -> ExitCode:
+        return SIGNAL_EXIT_CODES.get(self.signal_name, ExitCode.INTERRUPTED)
+
+
+def signal_name_of(exc: BaseException) -> str:
+    """The signal behind an interrupt: a plain ``KeyboardInterrupt`` is Ctrl-C (SIGINT)."""
+    return getattr(exc, "signal_name", "SIGINT")
 
 
 class VitbenchError(Exception):
