@@ -44,3 +44,17 @@ def test_a_run_piped_to_a_log_prints_one_plain_line_per_stage_and_row(repo_root,
     assert any(re.fullmatch(r"\[1/2\] TestViT: ok( \(\d+ s\))?", line) for line in log), log
     assert "[2/2] Later: unavailable, not built in tests" in log
     assert "\r" not in done.stderr and "\x1b[2K" not in done.stderr  # no progress redraws
+
+
+def test_cuda_on_a_machine_without_it_is_one_line_before_anything_is_built(repo_root, tmp_path):
+    import pytest
+    import torch
+
+    from helpers_faults import assert_clean_failure, vitbench_cli
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    outcome = vitbench_cli("run", str(repo_root / "tests/data/tiny.yaml"), "--device", "cuda",
+                           "--out", str(tmp_path / "run"))
+    assert_clean_failure(outcome, 2, "device cuda asked for (TestViT)", "--device cpu")
+    assert not (tmp_path / "run").exists()

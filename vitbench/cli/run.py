@@ -134,13 +134,14 @@ def run(
     from vitbench.config.suite import load_suite
     from vitbench.env import oversubscription_warning
     from vitbench.report import report_sink
-    from vitbench.run.runner import default_out_dir, plan, run_suite
+    from vitbench.run.runner import check_devices, default_out_dir, plan, run_suite
 
     overrides = settings_overrides(settings)
     try:
         suite = load_suite(suite_path)
         out_dir = Path(out or default_out_dir(suite))
         planned = plan(suite, overrides, only, static_only=static_only)
+        check_devices(planned)  # before the result folder exists or any model is built
         out_dir.mkdir(parents=True, exist_ok=True)
     except VitbenchError as exc:
         raise fail(str(exc)) from None

@@ -17,6 +17,7 @@ from typing import Any, Callable, Optional
 from vitbench.config.plan import PlannedRow, plan
 from vitbench.config.spec import Suite
 from vitbench.conventions import FLOP_CONVENTIONS, UNITS
+from vitbench.errors import VitbenchError
 from vitbench.files import utc_now, utc_stamp
 from vitbench.records import SCHEMA, ModelResult, RunResult
 from vitbench.run.workers import more_processes, run_worker
@@ -42,6 +43,22 @@ def check_models(planned: list[PlannedRow]) -> None:
     for item in planned:
         if item.job is not None:
             check_model(item.job.model)
+
+
+def check_devices(planned: list[PlannedRow]) -> None:
+    """Fail fast (before any model is built) when rows ask for CUDA and torch sees none."""
+    wanting = [p.row.name for p in planned if p.job is not None and p.job.device == "cuda"]
+    if not wanting:
+        return
+    import torch
+
+    if torch.cuda.is_available():
+        return
+    why = ("this torch build has no CUDA" if torch.version.cuda is None
+           else f"torch {torch.__version__} sees no CUDA device (no GPU or driver here)")
+    rows = ", ".join(wanting[:3]) + (f" and {len(wanting) - 3} more" if len(wanting) > 3 else "")
+    raise VitbenchError(f"device cuda asked for ({rows}) but {why}; use --device cpu or "
+                        f"--device auto")
 
 
 def suite_fingerprint(suite: Suite) -> dict[str, Any]:
@@ -74,6 +91,7 @@ def run_suite(suite: Suite, *, out_dir: str | Path, overrides: Optional[dict[str
 
     planned = plan(suite, overrides, only, static_only=static_only)
     check_models(planned)
+    check_devices(planned)
     notify = on_event or (lambda kind, index, row, detail: None)
     out_dir = Path(out_dir)
     run = RunResult(
