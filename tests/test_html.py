@@ -36,7 +36,7 @@ def test_html_is_self_contained_and_sortable():
 
 #: ``.ci/run`` installs Chromium and sets this, so CI fails rather than skips without it.
 CHROMIUM_REQUIRED = os.environ.get("VITBENCH_REQUIRE_CHROMIUM") == "1"
-HAVE_CHROMIUM = bool(shutil.which("chromium") or shutil.which("chromium-browser"))
+HAVE_CHROMIUM = any(shutil.which(b) for b in ("chromium", "chromium-browser", "google-chrome"))
 
 
 @pytest.mark.skipif(not (HAVE_CHROMIUM or CHROMIUM_REQUIRED),
