@@ -13,7 +13,8 @@ import typer
 
 from vitbench.cli.app import app, fail, parse_image_size
 from vitbench.config.spec import Settings
-from vitbench.errors import ExitCode, VitbenchError
+from vitbench.cli.signals import signals_interrupt
+from vitbench.errors import ExitCode, VitbenchError, signal_name_of
 
 
 def parse_batch_size(value: str) -> Any:
@@ -118,7 +119,8 @@ def run(
     results/SUITE/UTC-STAMP/ as results.json (canonical), results.csv and results.md,
     rewritten after every model so an interrupted run keeps what it measured; report.html
     and plots/ are added at the end. Exit 0: every row measured (rows the suite marks
-    unavailable are expected); 1: some rows failed; 2: bad input; 130: interrupted.
+    unavailable are expected); 1: some rows failed; 2: bad input; 130, 143, 129: stopped by
+    Ctrl-C, SIGTERM, SIGHUP (finished rows kept, the rest marked interrupted).
 
     Examples:
 
@@ -157,16 +159,17 @@ def run(
     progress, on_event = suite_progress(suite.name, len(planned))
     final = ("csv", "md", "html", "png", "svg") if plots else ("csv", "md")
     try:
-        with progress:
+        with signals_interrupt(), progress:
             result = run_suite(suite, out_dir=out_dir, overrides=overrides, only=only,
                                static_only=static_only, in_process=in_process,
                                on_event=on_event, sink=report_sink(out_dir, final),
                                command=["vitbench", *sys.argv[1:]])
     except VitbenchError as exc:
         raise fail(str(exc)) from None
-    except KeyboardInterrupt:
-        raise fail(f"interrupted; finished rows are in {out_dir}/results.json",
-                   ExitCode.INTERRUPTED) from None
+    except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM/SIGHUP (signals_interrupt)
+        raise fail(f"interrupted by {signal_name_of(exc)}; finished rows are in "
+                   f"{out_dir}/results.json",
+                   getattr(exc, "exit_code", ExitCode.INTERRUPTED)) from None
     print_results(result, str(out_dir))
     if any(r.status in ("failed", "timeout") for r in result.results):
         raise typer.Exit(ExitCode.FAILED)

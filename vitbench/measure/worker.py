@@ -3,21 +3,90 @@
 Usage (by the runner, not by people): ``python -m vitbench.measure.worker JOB.json ROW.json``.
 Stage names go to stdout, one per line (``stage build``), so the parent can show progress.
 Threads are fixed by the parent through ``OMP_NUM_THREADS`` before torch is imported.
+
+A worker never outlives its parent or its budget: started by the runner (which sets
+``VITBENCH_PARENT_PID`` and holds the worker's stdin open), it asks Linux for SIGKILL when
+the parent dies, exits at once if the parent is already gone, and exits when its stdin
+reaches end-of-file (the parent's end closed: the portable fallback). It also arms its own
+deadline, ``timeout_s`` + :data:`DEADLINE_GRACE_S`, so a hung worker dies even when the
+parent is stuck.
 """
 
 from __future__ import annotations
 
 import json
+import math
+import os
+import signal
 import sys
+import threading
 from pathlib import Path
+
+#: the parent's pid, set by :func:`vitbench.run.workers.run_worker`; without it (a worker
+#: started by hand) nothing watches the parent
+PARENT_PID_ENV = "VITBENCH_PARENT_PID"
+#: how long after ``timeout_s`` the worker's own deadline kills it: later than the parent's
+#: timeout (which reports the row), with room for a slow start-up on a busy machine
+DEADLINE_GRACE_S = 30.0
+#: exit status of a worker whose parent is gone (nobody is left to read it)
+ORPHANED = 3
+PR_SET_PDEATHSIG = 1
+
+
+def die_with_parent() -> None:
+    """Tie this process's life to the parent named by ``VITBENCH_PARENT_PID``: the kernel's
+    parent-death signal (Linux), a check that closes the race with a parent that died before
+    it was set, and a thread that exits when stdin (a pipe the parent holds) closes."""
+    try:
+        parent = int(os.environ.get(PARENT_PID_ENV, ""))
+    except ValueError:
+        return
+    if sys.platform.startswith("linux"):
+        try:
+            import ctypes
+
+            ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0)
+        except (OSError, AttributeError):
+            pass  # the pipe below still ends the worker
+    if os.getppid() != parent:
+        os._exit(ORPHANED)
+    threading.Thread(target=exit_when_stdin_closes, name="vitbench-parent-pipe",
+                     daemon=True).start()
+
+
+def exit_when_stdin_closes() -> None:
+    """Block on stdin; end-of-file means the parent (the only writer) is gone."""
+    try:
+        while os.read(0, 4096):
+            pass
+    except OSError:
+        pass
+    os._exit(ORPHANED)
+
+
+def arm_deadline(seconds: float) -> None:
+    """Die ``seconds`` from now whatever the process is doing: SIGALRM with its default
+    action (the kernel ends the process, even inside C code holding the GIL); where there is
+    no ``alarm`` (Windows), a daemon thread that calls ``os._exit``."""
+    if not math.isfinite(seconds) or seconds <= 0:
+        return
+    if hasattr(signal, "alarm"):
+        signal.signal(signal.SIGALRM, signal.SIG_DFL)
+        signal.alarm(min(math.ceil(seconds), 2**31 - 1))
+        return
+    timer = threading.Timer(seconds, os._exit, args=(128 + 14,))
+    timer.daemon = True
+    timer.start()
 
 
 def main(argv: list[str]) -> int:
+    die_with_parent()
     job_path, row_path = Path(argv[0]), Path(argv[1])
     from vitbench.measure.job import measure_job
     from vitbench.config.spec import Job
 
     job = Job.model_validate_json(job_path.read_text(encoding="utf-8"))
+    arm_deadline(job.timeout_s + DEADLINE_GRACE_S)
 
     def on_stage(stage: str) -> None:
         print(f"stage {stage}", flush=True)

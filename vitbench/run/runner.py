@@ -2,10 +2,12 @@
 ``results.json`` rewritten atomically after every row.
 
 A model that fails to build, crashes its process, runs out of memory or outlives its
-``timeout_s`` becomes a failed row; the rest of the suite runs. Ctrl-C or a crash keeps
-everything measured so far. Views derived from ``results.json`` (CSV, Markdown, HTML,
-plots) are the caller's: a *sink* given to :func:`run_suite` is called after every save,
-so the runner never depends on the report layer above it.
+``timeout_s`` becomes a failed row; the rest of the suite runs. Ctrl-C (or SIGTERM/SIGHUP,
+which the CLI turns into an :class:`~vitbench.errors.Interrupted`) or a crash keeps
+everything measured so far; rows not yet measured say why in every saved state. Views
+derived from ``results.json`` (CSV, Markdown, HTML, plots) are the caller's: a *sink*
+given to :func:`run_suite` is called after every save, so the runner never depends on the
+report layer above it.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from typing import Any, Callable, Optional
 from vitbench.config.plan import PlannedRow, plan
 from vitbench.config.spec import Suite
 from vitbench.conventions import FLOP_CONVENTIONS, UNITS
-from vitbench.errors import VitbenchError
+from vitbench.errors import VitbenchError, signal_name_of
 from vitbench.files import utc_now, utc_stamp
 from vitbench.records import SCHEMA, ModelResult, RunResult
 from vitbench.run.workers import more_processes, run_worker
@@ -25,6 +27,10 @@ from vitbench.run.workers import more_processes, run_worker
 
 #: ``on_event(kind, index, row, detail)``; kinds: "start", "stage", "done".
 EventCallback = Callable[[str, int, ModelResult, str], None]
+#: the reason a ``pending`` row carries in every saved state: read from a ``results.json``
+#: whose run was killed (SIGKILL, power loss), it says why the row has no numbers
+NOT_YET = "not measured yet: the run was still going when this was saved, or was killed"
+
 #: ``sink(run, final)``: called after every save of ``results.json``; ``final`` once at the
 #: end of a complete run (where plots and HTML belong); :func:`vitbench.report.report_sink`
 #: renders the usual views.
@@ -103,6 +109,9 @@ def run_suite(suite: Suite, *, out_dir: str | Path, overrides: Optional[dict[str
         results=[p.row for p in planned],
     )
     run.environment["load_average_1m_before"] = run.environment.pop("load_average_1m", None)
+    for row in run.results:
+        if row.status == "pending" and not row.error:
+            row.error = NOT_YET
     cpu_jobs = [p.job for p in planned if p.job is not None and p.job.device == "cpu"]
     if cpu_jobs and not static_only:
         warning = oversubscription_warning(max(j.threads for j in cpu_jobs))
@@ -139,10 +148,11 @@ def run_suite(suite: Suite, *, out_dir: str | Path, overrides: Optional[dict[str
             run.results[index] = merge_planned(item.row, measured)
             save()
             notify("done", index, run.results[index], run.results[index].status)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
+        reason = f"run interrupted by {signal_name_of(exc)} before this row finished"
         for row in run.results:
             if row.status == "pending":
-                row.status, row.error = "interrupted", "run interrupted before this row finished"
+                row.status, row.error = "interrupted", reason
         run.finished_utc = utc_now()
         save()
         raise

@@ -3,21 +3,40 @@
 A model that fails to build, crashes its process, runs out of memory or outlives its
 ``timeout_s`` becomes a failed row. The parent blocks on the worker (no busy-wait), so it
 does not steal a core from the measurement.
+
+A worker never outlives the run: it dies with its parent (see :mod:`vitbench.measure.worker`:
+parent-death signal, a stdin pipe, its own deadline), an interrupt in the parent (Ctrl-C,
+or SIGTERM/SIGHUP turned into one by the CLI) kills its process group on the way out, and
+its ``vitbench-*`` temp folder is removed on every path; the folder of a parent killed by
+SIGKILL is removed by the next run (:func:`sweep_temp_dirs`).
 """
 
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
 import tempfile
 import threading
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator, Optional
 
 from vitbench.config.spec import Job
+from vitbench.measure.worker import DEADLINE_GRACE_S, PARENT_PID_ENV
 from vitbench.records import ModelResult
+
+try:
+    import fcntl
+except ImportError:  # Windows: no flock; folders of killed runs are not swept
+    fcntl = None  # type: ignore[assignment]
+
+#: every worker's temp folder is ``<tempdir>/vitbench-XXXXXXXX``
+TEMP_PREFIX = "vitbench-"
+#: locked by the run that owns the folder for as long as it lives
+OWNER_LOCK = "owner.lock"
 
 
 #: glibc malloc settings for workers (a user's own MALLOC_* variables win). By default glibc
@@ -51,16 +70,23 @@ def worker_env(job: Job) -> dict[str, str]:
 
 
 def run_worker(job: Job, on_stage: Callable[[str], None] = lambda s: None) -> ModelResult:
-    """Measure ``job`` in a fresh Python process, with a timeout. Never raises for the model."""
+    """Measure ``job`` in a fresh Python process, with a timeout. Never raises for the model.
+
+    The worker's stdin is a pipe this process holds open until the worker ends: its closing
+    is the worker's sign that the parent is gone. Call from the thread that outlives the
+    worker (Linux sends the parent-death signal when the *thread* that started it ends).
+    """
+    sweep_temp_dirs()
     env = worker_env(job)
-    with tempfile.TemporaryDirectory(prefix="vitbench-") as tmp:
+    env[PARENT_PID_ENV] = str(os.getpid())
+    with owned_temp_dir() as tmp:
         job_path, row_path, err_path = (Path(tmp) / n for n in ("job.json", "row.json", "err.txt"))
         job_path.write_text(job.model_dump_json(), encoding="utf-8")
         with open(err_path, "w+", encoding="utf-8", errors="replace") as stderr:
             proc = subprocess.Popen(
                 [sys.executable, "-m", "vitbench.measure.worker", str(job_path), str(row_path)],
                 stdout=subprocess.PIPE, stderr=stderr, env=env, text=True,
-                start_new_session=True)
+                stdin=subprocess.PIPE, start_new_session=True)
             reader = threading.Thread(target=relay_stages, args=(proc, on_stage), daemon=True)
             reader.start()
             try:
@@ -72,6 +98,7 @@ def run_worker(job: Job, on_stage: Callable[[str], None] = lambda s: None) -> Mo
             finally:
                 if proc.poll() is None:
                     kill(proc)
+                proc.stdin.close()
                 reader.join(timeout=5)
             if row_path.is_file():
                 return ModelResult.model_validate_json(row_path.read_text(encoding="utf-8"))
@@ -121,9 +148,66 @@ def kill(proc: subprocess.Popen) -> None:
 def describe_exit(returncode: int) -> str:
     if returncode < 0:
         name = signal.Signals(-returncode).name
-        hint = " (killed: most likely out of memory)" if returncode == -signal.SIGKILL else ""
-        return f"died with {name}{hint}"
+        hint = {-signal.SIGKILL: " (killed: most likely out of memory)",
+                -getattr(signal, "SIGALRM", 14): f" (its own deadline, timeout_s + "
+                                                 f"{DEADLINE_GRACE_S:g} s, passed)"}
+        return f"died with {name}{hint.get(returncode, '')}"
     return f"exited with status {returncode}"
+
+
+@contextmanager
+def owned_temp_dir() -> Iterator[Path]:
+    """A fresh ``vitbench-*`` folder under the system temp folder, removed on the way out
+    (an interrupt included). Its ``owner.lock`` stays locked while this process lives, so a
+    later run can tell the folder of a killed run from that of a live one."""
+    path = Path(tempfile.mkdtemp(prefix=TEMP_PREFIX))
+    lock = hold_owner_lock(path / OWNER_LOCK)
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
+        if lock is not None:
+            os.close(lock)
+
+
+def hold_owner_lock(path: Path) -> Optional[int]:
+    """Lock ``path`` for this process's life, then write the pid (a written, unlocked file
+    is a dead owner's; an empty one may be a live owner's between creating and locking)."""
+    if fcntl is None:
+        return None
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)  # not inherited by workers
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    os.write(fd, str(os.getpid()).encode())
+    return fd
+
+
+def sweep_temp_dirs(root: Optional[Path] = None) -> list[Path]:
+    """Remove this user's ``vitbench-*`` folders whose owner died without cleaning up (a
+    SIGKILL leaves no chance to): written ``owner.lock``, no longer locked. Returns them."""
+    if fcntl is None:
+        return []
+    removed = []
+    try:
+        candidates = sorted(Path(root or tempfile.gettempdir()).glob(TEMP_PREFIX + "*"))
+    except OSError:
+        return []
+    for folder in candidates:
+        try:
+            if folder.is_symlink() or folder.stat().st_uid != os.getuid():
+                continue
+            fd = os.open(folder / OWNER_LOCK, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+        except OSError:
+            continue
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            if os.read(fd, 32):
+                shutil.rmtree(folder, ignore_errors=True)
+                removed.append(folder)
+        except OSError:
+            pass  # locked: its owner is alive
+        finally:
+            os.close(fd)
+    return removed
 
 
 def failed_row(job: Job, status: str, error: str) -> ModelResult:
