@@ -37,12 +37,17 @@ def test_builder_returning_no_module_is_a_failed_build():
     assert row.status == "failed" and "not a torch.nn.Module" in row.error
 
 
-def test_worker_env_fixes_threads_and_carries_the_import_path():
+def test_worker_env_fixes_threads_and_puts_pythonpath_after_the_job_folders(monkeypatch):
+    from vitbench.build.pythonpath import PYTHON_PATH_ENV
     from vitbench.run.workers import worker_env
 
-    env = worker_env(_job("tiny", threads=3))
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(["/user/lib", "", "/user/other"]))
+    env = worker_env(_job("tiny", threads=3, python_path=["/suite", "/suite/lib"]))
     assert env["OMP_NUM_THREADS"] == env["MKL_NUM_THREADS"] == "3"
-    assert env["PYTHONPATH"].split(os.pathsep)[0] == os.getcwd()
+    assert "PYTHONPATH" not in env, "Python would search it before the installed packages"
+    assert env[PYTHON_PATH_ENV].split(os.pathsep) == [
+        "/suite", "/suite/lib", "/user/lib", "/user/other"]
+    assert os.getcwd() not in env[PYTHON_PATH_ENV].split(os.pathsep)
 
 
 @pytest.mark.parametrize("code, expected", [

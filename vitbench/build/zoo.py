@@ -4,7 +4,8 @@ Zoos:
 - ``timm:NAME`` — ``timm.create_model(NAME, pretrained=False, **kwargs)``
 - ``torchvision:NAME`` — ``torchvision.models.get_model(NAME, weights=None, **kwargs)``
 - ``vitbench:NAME`` — the project's own builders (:mod:`vitbench.build.builders`)
-- ``python:package.module:callable`` — any callable returning an ``nn.Module``
+- ``python:package.module:callable`` — any callable returning an ``nn.Module``, imported
+  only in a worker, found after the installed packages (:mod:`vitbench.build.pythonpath`)
 - ``hf:ClassName`` — a Hugging Face ``transformers`` model class (optional extra
   ``pip install 'vitbench[hf]'``), built from ``ClassName.config_class(**kwargs)`` with
   random weights, never from the hub (``HF_HUB_OFFLINE=1`` is set)
@@ -26,6 +27,7 @@ import os
 import re
 from typing import Any, Callable, Optional, Sequence
 
+from vitbench.build.pythonpath import import_python_module, locate_module, worker_python_path
 from vitbench.config.spec import ZOOS
 from vitbench.errors import BuildError, UnknownModelError
 
@@ -131,17 +133,25 @@ def suggest(name: str, candidates: Sequence[str], n: int = 5) -> list[str]:
     return close
 
 
-def check_model(model: str) -> None:
-    """Raise :class:`UnknownModelError` (with close names) if ``model`` names nothing."""
+def check_model(model: str, python_path: Sequence[str] = ()) -> None:
+    """Raise :class:`UnknownModelError` (with close names) if ``model`` names nothing.
+
+    A ``python:pkg.mod:fn`` model is located, not imported: nothing of ``pkg`` or ``pkg.mod``
+    is executed, only file-system look-ups over the installed packages, then ``python_path``
+    (the suite's folder and ``python_path:``) and ``PYTHONPATH``, as a worker searches them
+    (:func:`vitbench.build.pythonpath.locate_module`). Whether ``fn`` exists and is callable
+    can only be known by importing, so the worker checks it (a failed row if not).
+    """
     zoo, ident = model.split(":", 1)
     if zoo == "python":
-        module_name, attr = ident.split(":", 1)
-        try:
-            module = importlib.import_module(module_name)
-        except ImportError as exc:
-            raise UnknownModelError(f"{model}: cannot import {module_name!r} ({exc})") from None
-        if not callable(getattr(module, attr, None)):
-            raise UnknownModelError(f"{model}: module {module_name!r} has no callable {attr!r}")
+        module_name = ident.split(":", 1)[0]
+        folders = [f for f in worker_python_path(python_path).split(os.pathsep) if f]
+        spec, missing = locate_module(module_name, folders)
+        if spec is None:
+            where = ", ".join(folders) or "nothing else"
+            raise UnknownModelError(
+                f"{model}: no module {missing!r} in the installed packages or the python path "
+                f"({where}); put it beside the suite or list its folder under python_path:")
         return
     try:
         names = ZOO_TABLE[zoo].names()
@@ -219,7 +229,11 @@ def _build_vitbench(ident: str, kwargs: dict[str, Any], image_size: tuple[int, i
 
 def _build_python(ident: str, kwargs: dict[str, Any], image_size: tuple[int, int]):
     module_name, attr = ident.split(":", 1)
-    return getattr(importlib.import_module(module_name), attr)(**kwargs)
+    builder = getattr(import_python_module(module_name), attr, None)
+    if not callable(builder):
+        problem = "has no attribute" if builder is None else "has a non-callable"
+        raise BuildError(f"module {module_name!r} {problem} {attr!r}")
+    return builder(**kwargs)
 
 
 def _build_hf(ident: str, kwargs: dict[str, Any], image_size: tuple[int, int]):
@@ -322,10 +336,13 @@ def import_zoo(model: str) -> None:
     """Import the library behind ``model`` now, so its import is not counted as the model's memory."""
     zoo, ident = model.split(":", 1)
     try:
+        if zoo == "python":  # runs the module's code: workers only
+            import_python_module(ZOO_TABLE[zoo].library(ident))
+            return
         importlib.import_module(ZOO_TABLE[zoo].library(ident))
         if zoo == "vitbench":
             _vitbench_names()
-    except ImportError:
+    except (ImportError, BuildError):
         pass  # build_model reports it on the row
 
 
@@ -333,10 +350,13 @@ def build_model(model: str, kwargs: dict[str, Any], image_size: tuple[int, int])
     """Construct ``model`` with random weights, in eval mode. Raises :class:`BuildError`."""
     import torch
 
-    check_model(model)
     zoo, ident = model.split(":", 1)
+    if zoo != "python":  # a python: module is found, or not, by importing it below
+        check_model(model)
     try:
         module = ZOO_TABLE[zoo].build(ident, dict(kwargs), tuple(image_size))
+    except BuildError as exc:
+        raise BuildError(f"{model}: {exc}") from exc
     except Exception as exc:  # noqa: BLE001 - any constructor failure is the row's error
         raise BuildError(f"{model} failed to build: {exc.__class__.__name__}: {exc}") from exc
     if not isinstance(module, torch.nn.Module):

@@ -37,7 +37,7 @@ def validate(
         try:
             planned = plan(load_suite(path))
             if check_models:
-                check_model_names(planned)
+                check_model_names(planned, str(path))
         except VitbenchError as exc:
             bad += 1
             print_error(str(exc))

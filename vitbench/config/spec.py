@@ -205,6 +205,10 @@ class Suite(_Strict):
     source: str = Field("", description="seed file and table title the printed values come from")
     defaults: Settings = Field(default_factory=Settings)
     models: list[ModelEntry] = Field(min_length=1)
+    python_path: list[str] = Field(
+        default_factory=list,
+        description="folders (relative to the suite file) where python: models are found, "
+                    "searched after the installed packages and the suite's own folder")
     #: Where the suite was read from (set by the loader, not by the YAML).
     path: Optional[str] = Field(None, exclude=True)
 
@@ -252,6 +256,9 @@ class Job(BaseModel):
     count: bool = True
     #: worker processes that time this row (the first also counts); samples are pooled
     processes: int = 1
+    #: absolute folders where a ``python:`` model is found, searched after the installed
+    #: packages: the suite's folder, then its ``python_path:`` (see vitbench.build.pythonpath)
+    python_path: list[str] = Field(default_factory=list)
 
 
 def resolve_settings(*layers: Settings | dict[str, Any] | None) -> dict[str, Any]:

@@ -7,6 +7,7 @@ Errors name the file, the entry and the field, e.g.::
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any, Iterable, Optional
 
@@ -114,8 +115,8 @@ def _unknown_key_message(field: str) -> str:
     import difflib
 
     key = field.split(".")[-1]
-    known = list(ModelEntry.model_fields) + list(Reference.model_fields) + ["title", "source",
-                                                                          "defaults", "models"]
+    known = list(ModelEntry.model_fields) + list(Reference.model_fields) + [
+        "title", "source", "defaults", "models", "python_path"]
     close = difflib.get_close_matches(key, known, n=1)
     hint = f"; did you mean {close[0]!r}?" if close else ""
     return f"unknown key{hint}"
@@ -183,6 +184,15 @@ def select_entries(suite: Suite, only: Optional[Iterable[str]] = None) -> list[M
     return chosen
 
 
+def python_path(suite: Suite) -> list[str]:
+    """Where a worker finds the suite's ``python:`` models after the installed packages: the
+    suite file's folder (the working directory for a suite not read from a file), then its
+    ``python_path:`` folders, relative to that folder; absolute, without repeats."""
+    folder = Path(suite.path).parent if suite.path else Path(".")
+    folders = [folder, *(folder / entry for entry in suite.python_path)]
+    return list(dict.fromkeys(os.path.abspath(f) for f in folders))
+
+
 def resolve_job(suite: Suite, entry: ModelEntry, overrides: Optional[dict[str, Any]] = None,
                 *, static_only: bool = False) -> Job:
     """Resolve one entry: built-in defaults → suite defaults → entry → overrides.
@@ -212,6 +222,6 @@ def resolve_jobs(suite: Suite, entry: ModelEntry, overrides: Optional[dict[str, 
         image_size=image_size, device=resolve_device(settings["device"]),
         threads=settings["threads"] or default_threads(), compile=settings["compile"] or None,
         static_only=static_only, max_batch=batch == "max",
-        processes=1 if static_only else settings["processes"])
+        processes=1 if static_only else settings["processes"], python_path=python_path(suite))
     del common["batch_size"]
     return [Job(batch_size=b, **common) for b in batches]

@@ -29,7 +29,6 @@ import os
 import select
 import signal
 import subprocess
-import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -56,6 +55,7 @@ class WorkerGone(Exception):
 
 class _Worker:
     def __init__(self, job: Job, tmp: Path, label: str):
+        from vitbench.build.pythonpath import worker_command
         from vitbench.run.workers import worker_env
 
         self.job, self.label = job, label
@@ -63,7 +63,7 @@ class _Worker:
         job_path.write_text(job.model_dump_json(), encoding="utf-8")
         self.stderr = open(tmp / f"err-{label}.txt", "w+", encoding="utf-8", errors="replace")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "vitbench.measure.lockstep_worker", str(job_path)],
+            worker_command("vitbench.measure.lockstep_worker", str(job_path)),
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.stderr,
             env=worker_env(job), start_new_session=True)
         self.buffer = b""

@@ -1,6 +1,8 @@
 """Worker process: measure one job and write its row as JSON.
 
-Usage (by the runner, not by people): ``python -m vitbench.measure.worker JOB.json ROW.json``.
+Usage (by the runner, not by people): ``python -m vitbench.measure.worker JOB.json ROW.json``,
+started without the working directory on ``sys.path``
+(:func:`vitbench.build.pythonpath.worker_command`).
 Stage names go to stdout, one per line (``stage build``), so the parent can show progress.
 Threads are fixed by the parent through ``OMP_NUM_THREADS`` before torch is imported.
 
@@ -91,6 +93,13 @@ def main(argv: list[str]) -> int:
     def on_stage(stage: str) -> None:
         print(f"stage {stage}", flush=True)
 
+    if job.model.startswith("python:"):
+        # The suite's own code runs here first: if it ends the process, the parent's last
+        # word from this worker is "import" and the row says so.
+        from vitbench.build.zoo import import_zoo
+
+        on_stage("import")
+        import_zoo(job.model)  # an exception is kept for the build stage to report
     row = measure_job(job, on_stage)
     tmp = row_path.with_suffix(".tmp")
     tmp.write_text(row.model_dump_json(), encoding="utf-8")

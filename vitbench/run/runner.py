@@ -42,13 +42,30 @@ def default_out_dir(suite: Suite, root: str | Path = "results") -> Path:
     return Path(root) / suite.name / stamp
 
 
-def check_models(planned: list[PlannedRow]) -> None:
-    """Fail fast (before any measuring) on a model name that does not exist."""
-    from vitbench.build.zoo import check_model
+def check_models(planned: list[PlannedRow], suite_path: Optional[str] = None) -> None:
+    """Fail fast (before any measuring) on a model name that does not exist, or a
+    ``python_path:`` folder that does not; the error names the suite file and the row.
 
+    Executes no ``python:`` module: they are located on the python path, imported only in
+    workers (:func:`vitbench.build.zoo.check_model`).
+    """
+    import os
+
+    from vitbench.build.zoo import check_model
+    from vitbench.errors import SuiteError, UnknownModelError
+
+    where = f"{suite_path}: " if suite_path else ""
     for item in planned:
-        if item.job is not None:
-            check_model(item.job.model)
+        if item.job is None:
+            continue
+        for folder in item.job.python_path:
+            if not os.path.isdir(folder):
+                raise SuiteError(suite_path or "suite", "python_path",
+                                 f"{folder} is not a folder")
+        try:
+            check_model(item.job.model, item.job.python_path)
+        except UnknownModelError as exc:
+            raise UnknownModelError(f"{where}{item.entry.name}: {exc}") from None
 
 
 def check_devices(planned: list[PlannedRow]) -> None:
@@ -96,7 +113,7 @@ def run_suite(suite: Suite, *, out_dir: str | Path, overrides: Optional[dict[str
     from vitbench.env import environment, load_average, oversubscription_warning
 
     planned = plan(suite, overrides, only, static_only=static_only)
-    check_models(planned)
+    check_models(planned, suite.path)
     check_devices(planned)
     notify = on_event or (lambda kind, index, row, detail: None)
     out_dir = Path(out_dir)

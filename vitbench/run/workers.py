@@ -17,13 +17,14 @@ import os
 import shutil
 import signal
 import subprocess
-import sys
 import tempfile
 import threading
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Callable, Iterator, Optional
 
+from vitbench.build.pythonpath import (PYTHON_PATH_ENV, isolated_env, worker_command,
+                                       worker_python_path)
 from vitbench.config.spec import Job
 from vitbench.measure.worker import DEADLINE_GRACE_S, PARENT_PID_ENV
 from vitbench.records import ModelResult
@@ -52,20 +53,15 @@ MALLOC_ENV: dict[str, str] = {
 
 
 def worker_env(job: Job) -> dict[str, str]:
-    """The worker's environment: threads fixed before torch loads, the parent's import path."""
-    env = dict(os.environ)
+    """The worker's environment: threads fixed before torch loads; no ``PYTHONPATH`` (Python
+    would search it before the installed packages): its folders follow the job's
+    ``python_path`` on the python path, searched after them (:mod:`vitbench.build.pythonpath`)."""
+    env = isolated_env(os.environ)
     threads = str(job.threads)
     env.update(OMP_NUM_THREADS=threads, MKL_NUM_THREADS=threads, OPENBLAS_NUM_THREADS=threads,
                PYTHONUNBUFFERED="1", TIMM_FUSED_ATTN=env.get("TIMM_FUSED_ATTN", "1"))
     env.update({k: v for k, v in MALLOC_ENV.items() if k not in os.environ})
-    # `python:pkg.mod:fn` models resolve in the worker as they did here: the parent's working
-    # directory and import path go first on the worker's PYTHONPATH.
-    prefixes = tuple({sys.prefix, sys.base_prefix, sys.exec_prefix})
-    paths = [os.getcwd(), *(p for p in sys.path
-                            if p and os.path.isdir(p) and not p.startswith(prefixes))]
-    if env.get("PYTHONPATH"):
-        paths.append(env["PYTHONPATH"])
-    env["PYTHONPATH"] = os.pathsep.join(dict.fromkeys(paths))
+    env[PYTHON_PATH_ENV] = worker_python_path(job.python_path)
     return env
 
 
@@ -84,10 +80,12 @@ def run_worker(job: Job, on_stage: Callable[[str], None] = lambda s: None) -> Mo
         job_path.write_text(job.model_dump_json(), encoding="utf-8")
         with open(err_path, "w+", encoding="utf-8", errors="replace") as stderr:
             proc = subprocess.Popen(
-                [sys.executable, "-m", "vitbench.measure.worker", str(job_path), str(row_path)],
+                worker_command("vitbench.measure.worker", str(job_path), str(row_path)),
                 stdout=subprocess.PIPE, stderr=stderr, env=env, text=True,
                 stdin=subprocess.PIPE, start_new_session=True)
-            reader = threading.Thread(target=relay_stages, args=(proc, on_stage), daemon=True)
+            stages: list[str] = []  # the last one says what a worker that died was doing
+            reader = threading.Thread(target=relay_stages, daemon=True, args=(
+                proc, lambda stage: (stages.append(stage), on_stage(stage))))
             reader.start()
             try:
                 returncode = proc.wait(timeout=job.timeout_s)
@@ -106,6 +104,8 @@ def run_worker(job: Job, on_stage: Callable[[str], None] = lambda s: None) -> Mo
             tail = [line for line in stderr.read().splitlines()
                     if line.strip() and not is_warning_noise(line)][-3:]
         reason = describe_exit(returncode)
+        if stages[-1:] == ["import"]:  # see vitbench.measure.worker
+            reason += f" while importing {job.model.split(':')[1]}"
         detail = f": {' | '.join(tail)}" if tail else ""
         return failed_row(job, "failed", f"worker {reason}{detail}"[:800])
 
