@@ -167,8 +167,9 @@ def run(
     except VitbenchError as exc:
         raise fail(str(exc)) from None
     except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM/SIGHUP (signals_interrupt)
-        raise fail(f"interrupted by {signal_name_of(exc)}; finished rows are in "
-                   f"{out_dir}/results.json",
+        saved = out_dir / "results.json"
+        where = f"finished rows are in {saved}" if saved.is_file() else "nothing was measured"
+        raise fail(f"interrupted by {signal_name_of(exc)}; {where}",
                    getattr(exc, "exit_code", ExitCode.INTERRUPTED)) from None
     print_results(result, str(out_dir))
     if any(r.status in ("failed", "timeout") for r in result.results):
