@@ -9,6 +9,7 @@ reliability issue asks for (at least 60 cases).
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -16,6 +17,8 @@ from pathlib import Path
 from typing import Optional
 
 REPO = Path(__file__).resolve().parents[1]
+#: what :class:`vitbench.cli.console.LineLog` prints per stage and row
+PROGRESS_LINE = re.compile(r"^\[\d+/\d+\] |^[\w.-]+: writing the reports$")
 
 
 @dataclass(frozen=True)
@@ -28,9 +31,11 @@ class Outcome:
 
     @property
     def error_lines(self) -> list[str]:
-        """Non-empty stderr lines that are not warnings."""
+        """Non-empty stderr lines that are neither warnings nor the progress log of a run
+        (``[2/3] name: stage`` lines, printed when stderr is not a terminal)."""
         return [line for line in self.stderr.splitlines()
-                if line.strip() and not line.lstrip().startswith("warning:")]
+                if line.strip() and not line.lstrip().startswith("warning:")
+                and not PROGRESS_LINE.match(line)]
 
 
 def vitbench_cli(*args: str, cwd: Optional[Path] = None, env: Optional[dict[str, str]] = None,
