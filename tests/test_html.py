@@ -29,7 +29,9 @@ def test_html_is_self_contained_and_sortable():
     assert page.startswith("<!DOCTYPE html>")
     assert not re.search(r"""(src|href)=["']?(https?:)?//""", page)  # nothing from the network
     assert '<table class="sortable">' in page and "<script>" in page
-    assert 'colspan="2" scope="colgroup">CPU</th>' in page
+    # latency, img/s and memory under each device (img/s at batch 1 too, as the terminal)
+    assert 'colspan="3" scope="colgroup">CPU</th>' in page
+    assert page.count(">img/s</th>") == 2
     assert "data:image/svg+xml;base64," in page and "q: not drawn (no data)" in page
     assert 'id="fn1"' in page and "CUDA out of memory" in page
 

@@ -1,6 +1,8 @@
 """Rich rendering for the terminal: the results table and the progress display.
 
-Tables go to stdout (pipe-able); progress, warnings and errors go to stderr.
+Tables go to stdout (pipe-able); progress, warnings and errors go to stderr. Text from a
+suite or a results file (names, notes, reasons, paths) never reaches Rich as markup: it is
+passed as :class:`~rich.text.Text` or through ``escape``, so ``[/x]`` is shown, not parsed.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from rich.text import Text
 
 from vitbench.records import ModelResult, RunResult
 from vitbench.report.agreement import agreement_sentence, summarize_agreement
+from vitbench.report.flags import FLAGS, delta_mark, legend_text, status_text, warning_kinds
 from vitbench.report.table import fmt, fmt_printed, protocol_lines
 
 
@@ -41,17 +44,19 @@ def _delta(row: ModelResult, key: str) -> Text:
     if comparison is None or comparison.delta_pct is None:
         return Text("")
     style = "green" if comparison.within_tolerance else "bold red"
-    mark = "" if comparison.within_tolerance else " !"
-    return Text(f"{comparison.delta_pct:+.1f}%{mark}", style=style)
+    mark = delta_mark(bool(comparison.within_tolerance))
+    return Text(f"{comparison.delta_pct:+.1f}% {mark}", style=style)
 
 
 def results_table(run: RunResult) -> Table:
     """Measured next to printed, with the difference; failures and gaps in plain words."""
     suite = run.suite
     devices = sorted({r.device for r in run.results if r.status == "ok"}) or ["cpu"]
-    table = Table(title=suite.get("title") or suite.get("name"), title_style="bold",
-                  caption=f"printed values: {suite['source']}" if suite.get("source") else None,
-                  header_style="bold", show_lines=False, expand=False)
+    title = suite.get("title") or suite.get("name")
+    # Text, not str: a title or source is shown as written, brackets and all (never markup).
+    table = Table(title=Text(str(title)) if title else None, title_style="bold",
+                  caption=Text(f"printed values: {suite['source']}") if suite.get("source")
+                  else None, header_style="bold", show_lines=False, expand=False)
     table.add_column("Model", no_wrap=True)
     table.add_column("Input", justify="right")
     table.add_column("Params (M)", justify="right")
@@ -72,17 +77,18 @@ def results_table(run: RunResult) -> Table:
             lat = Text(f"{latency.median:.1f} [{latency.p90:.1f}]",
                        style="yellow" if latency.unstable else "")
             if latency.unstable:
-                lat.append(" ~", style="yellow")
+                lat.append(f" {FLAGS['unstable'].mark}", style="yellow")
         size = f"{row.image_size[0]}" if row.image_size[0] == row.image_size[1] else \
             f"{row.image_size[0]}×{row.image_size[1]}"
         if row.batch_size != 1:
             size += f" ×{row.batch_size}"
-        status = Text(row.status, style=_STATUS_STYLE.get(row.status, ""))
+        kinds = warning_kinds([row])
+        status = Text(status_text(row.status, kinds),
+                      style="yellow" if row.status == "ok" and kinds
+                      else _STATUS_STYLE.get(row.status, ""))
         if row.error:
             number = footnotes.setdefault(row.error, len(footnotes) + 1)
             status.append(f" [{number}]")
-        elif row.warnings:
-            status.append(" (see warnings)", style="yellow")
         table.add_row(
             Text(row.name, style="dim" if row.status == "unavailable" else ""), size,
             fmt(row.params_m), fmt_printed(row, "params_m"), _delta(row, "params_m"),
@@ -98,6 +104,7 @@ def print_results(run: RunResult, out_dir: Optional[str] = None) -> None:
     out.print(table)
     for reason, number in table.footnotes.items():  # type: ignore[attr-defined]
         out.print(escape(f"[{number}] {reason}"), highlight=False, style="dim")
+    out.print(f"• {escape(legend_text())}", style="dim", highlight=False)
     for line in protocol_lines(run):
         out.print(f"• {escape(line)}", style="dim", highlight=False)
     agreement = summarize_agreement(run)
@@ -106,17 +113,20 @@ def print_results(run: RunResult, out_dir: Optional[str] = None) -> None:
         out.print(sentence, style="bold" if agreement.misses else "bold green", highlight=False)
     for miss in agreement.misses:
         quantity = "params" if miss.quantity == "params_m" else "GFLOPs"
-        reason = escape(miss.note) if miss.note else "[red]no note explains it[/red]"
-        out.print(f"  [red]outside[/red] {escape(miss.name)} {quantity}: printed {miss.printed:g}, "
-                  f"measured {miss.measured:.3f} ({miss.delta_pct:+.1f}%, allowed "
-                  f"±{miss.tolerance_pct:.1f}%) — {reason}", highlight=False)
+        reason = (miss.note, "") if miss.note else ("no note explains it", "red")
+        out.print(Text.assemble(
+            "  ", ("outside", "red"), f" {miss.name} {quantity}: printed {miss.printed:g}, "
+            f"measured {miss.measured:.3f} ({miss.delta_pct:+.1f}%, allowed "
+            f"±{miss.tolerance_pct:.1f}%) — ", reason), highlight=False)
     for row in run.results:
         for warning in row.warnings:
-            out.print(f"[yellow]warning[/yellow] {row.name}: {warning}", highlight=False)
+            out.print(Text.assemble(("warning", "yellow"), f" {row.name}: {warning}"),
+                      highlight=False)
     if out_dir:
         names = [n for n in ("results.json", "results.csv", "results.md", "report.html", "plots/")
                  if (Path(out_dir) / n.rstrip("/")).exists()]
-        out.print(f"Results: [bold]{out_dir}[/bold] ({', '.join(names)})", highlight=False)
+        out.print(Text.assemble("Results: ", (str(out_dir), "bold"), f" ({', '.join(names)})"),
+                  highlight=False)
 
 
 def make_progress() -> Progress:

@@ -11,6 +11,7 @@ import base64
 import html as _html
 from typing import Any, Sequence
 
+from vitbench.report.flags import legend_text
 from vitbench.report.table import (Cell, RunLike, as_report, build_table, notes_and_warnings,
                                    protocol_lines)
 
@@ -132,9 +133,8 @@ def table_html(run: RunLike) -> str:
     parts = ['<div class="scroll"><table class="sortable">', f"<thead>{head}</thead>",
              "<tbody>", *body, "</tbody></table></div>"]
     parts.append('<p class="legend">Click a header to sort. <strong>Bold</strong>: rounds to the '
-                 'printed value at its printed precision. ✓/✗: within/outside tolerance. '
-                 '⚠: unstable latency or a warning (see below). Hover a latency for p90 and '
-                 'its 95 % CI.</p>')
+                 f'printed value at its printed precision. {_esc(legend_text())} Hover a '
+                 'latency for p90 and its 95 % CI, a Δ for its tolerance.</p>')
     if table.footnotes:
         parts.append('<ol class="footnotes">' + "".join(
             f'<li id="fn{n}">{_esc(reason)}</li>' for reason, n in table.footnotes.items())

@@ -13,6 +13,7 @@ from typing import Any, Iterable, Optional, Sequence
 from tabulate import tabulate
 
 from vitbench.report.agreement import QUANTITIES, Agreement, SuiteAgreement, summarize_agreement
+from vitbench.report.flags import legend_text
 from vitbench.report.table import (RunLike, as_report, build_table, fmt, fmt_measured,
                                    notes_and_warnings, protocol_lines)
 
@@ -91,7 +92,7 @@ def to_markdown(run: RunLike, plots: Sequence[tuple[str, str]] = (),
         parts += [f"Printed values from {suite['source']}.", ""]
     parts += [markdown_table(report), ""]
     parts += ["- **Bold**: the measured value rounds to the printed one at the printed "
-              "precision (it matches the paper)."]
+              "precision (it matches the paper).", f"- {md_escape(legend_text())}"]
     parts += [f"- {line}" for line in protocol_lines(report)]
     notes, warnings = notes_and_warnings(report)
     if notes:

@@ -12,6 +12,7 @@ from typing import Any, Iterable, Optional, Sequence, Union
 
 from vitbench.conventions import FLOP_CONVENTIONS
 from vitbench.records import ModelResult, RunResult
+from vitbench.report.flags import FLAGS, delta_mark, status_text, warning_kinds
 from vitbench.report.merge import Column, MergedReport, MergedRow, merge_runs
 
 #: What a report is rendered from: one run, several runs of one suite, or a merged report.
@@ -57,12 +58,11 @@ def fmt_measured(value: Optional[float]) -> str:
 
 
 def fmt_delta(row: ModelResult, key: str) -> str:
-    """'+1.2% ✓': ✓ within tolerance, ✗ outside it."""
+    """'+1.2% ✓': ✓ within tolerance, ✗ outside it (:data:`~vitbench.report.flags.FLAGS`)."""
     comparison = row.comparisons.get(key)
     if comparison is None or comparison.delta_pct is None:
         return ""
-    mark = "✓" if comparison.within_tolerance else "✗"
-    return f"{comparison.delta_pct:+.1f}% {mark}"
+    return f"{comparison.delta_pct:+.1f}% {delta_mark(bool(comparison.within_tolerance))}"
 
 
 def fmt_printed(row: ModelResult, key: str) -> str:
@@ -146,8 +146,8 @@ def build_table(data: RunLike) -> Table:
         if column.key in printed_latency_after:
             heads.append(("paper (ms)", group, "paper (ms)", True))
             column_fields.append((column, "printed_latency"))
-        if column.batch_size > 1 or any(
-                (r.cell(column) and r.cell(column).batch_size > 1) for r in report.rows):
+        if any(r.cell(column) is not None and r.cell(column).throughput_img_s is not None
+               for r in report.rows):
             heads.append((f"{group} throughput (img/s)", group, "img/s", True))
             column_fields.append((column, "throughput"))
         heads.append((f"{group} peak mem (MB)", group, "mem (MB)", True))
@@ -219,7 +219,7 @@ def _column_cell(table: Table, merged: MergedRow, column: Column, what: str) -> 
         text = fmt_ms(latency.median)
         unstable = latency.unstable
         if unstable:
-            text += " ⚠"
+            text += f" {FLAGS['unstable'].mark}"
         extra = []
         if result.batch_size != column.batch_size:
             extra.append(f"batch {result.batch_size}")
@@ -229,7 +229,7 @@ def _column_cell(table: Table, merged: MergedRow, column: Column, what: str) -> 
             text += f" ({', '.join(extra)})"
         title = (f"median {fmt_ms(latency.median)} ms, p90 {fmt_ms(latency.p90)} "
                  f"ms, 95% CI {fmt_ms(latency.ci_low)}–{fmt_ms(latency.ci_high)}"
-                 f" ms, n={latency.n}")
+                 f" ms, n={latency.n}" + (f"; {FLAGS['unstable'].meaning}" if unstable else ""))
         return Cell(text, latency.median, kind="warn" if unstable else "", title=title)
     if what == "throughput":
         return Cell(fmt(result.throughput_img_s, 1), result.throughput_img_s)
@@ -253,9 +253,9 @@ def _status_cell(table: Table, report: MergedReport, merged: MergedRow) -> Cell:
         return Cell("unavailable", "unavailable", kind="dim", note=number)
     bad = [r for r in results if r.status != "ok"]
     if not bad:
-        warned = any(r.warnings for r in results) or bool(merged.static.warnings)
-        return Cell("ok ⚠" if warned else "ok", "ok", kind="warn" if warned else "ok",
-                    title="see warnings below the table" if warned else "")
+        kinds = warning_kinds([merged.static, *merged.results])
+        return Cell(status_text("ok", kinds), "ok", kind="warn" if kinds else "ok",
+                    title="see the warnings below the table" if kinds else "")
     labels = {c.key: c.label for c in report.columns}
     parts = []
     for key, result in merged.cells.items():
@@ -320,16 +320,15 @@ def protocol_lines(run: RunLike) -> list[str]:
     lines = []
     for convention in sorted({r.flops_convention for r in ok}):
         lines.append(f"GFLOPs ({convention}): {FLOP_CONVENTIONS.get(convention, convention)}.")
-    lines.append("Params: all parameters, millions. Δ = (measured − printed) / printed; ✓ within "
-                 "tolerance (default 5 %, widened to the printed precision: 0.4 stands for "
-                 "0.35–0.45), ✗ outside it.")
+    lines.append("Params: all parameters, millions. Δ = (measured − printed) / printed, judged "
+                 "against the row's tolerance (default 5 %, widened to the printed precision: "
+                 "0.4 stands for 0.35–0.45).")
     timed = [r for r in ok if r.latency_summary]
     if timed:
         samples = min(r.latency_summary.n for r in timed)
         lines.append(
             "Latency: wall time per forward pass of one batch under torch.inference_mode(), "
-            f"after warm-up; median of ≥{samples} samples; ⚠ = unstable (95 % CI of the median "
-            "wider than ±5 %). Throughput = batch / median latency.")
+            f"after warm-up; median of ≥{samples} samples. img/s = batch / median latency.")
         if any(key in r.static.reference for r in report.rows for key in PRINTED_LATENCY.values()):
             lines.append("paper (ms): latency as printed, measured on the paper's hardware "
                          "(see the source): a reference point, not a target.")
@@ -351,9 +350,13 @@ def protocol_lines(run: RunLike) -> list[str]:
 
 
 def notes_and_warnings(report: MergedReport) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
-    """(row name, note) for rows with a note, and (row name, warning) once per row and text."""
+    """(row name, note) for rows with a note, and (row name, warning) once per row and text;
+    the run's own warnings (a busy machine before the run, a report that failed) first."""
     notes = [(m.name, m.static.note) for m in report.rows if m.static.note]
     warnings: list[tuple[str, str]] = []
+    for run in report.runs:
+        label = "run" if len(report.runs) == 1 else f"run {run.created_utc}"
+        warnings += [(label, w) for w in dict.fromkeys(run.environment.get("warnings") or [])]
     for merged in report.rows:
         seen = set()
         for result in (merged.static, *merged.results):
