@@ -1,7 +1,8 @@
 """Plots of a (merged) run as PNG and SVG, with matplotlib's object-oriented API on the Agg
 canvas: no pyplot, no backend switch, no display, no figures to close.
 
-:data:`PLOTTERS` lists the report's plots (:mod:`~vitbench.report.plots.figures`);
+:data:`PLOTTERS` lists the report's plots (:mod:`~vitbench.report.plots.figures`; the
+measured-vs-printed Δ plot is :mod:`~vitbench.report.plots.tolerance`);
 :func:`render_all` draws each one the data allows and renders it, all inside one
 :func:`~vitbench.report.plots.style.plot_style`. The resolution sweep's plot is in
 :mod:`~vitbench.report.plots.sweep`.
@@ -17,17 +18,18 @@ from matplotlib.figure import Figure
 
 from vitbench.report.merge import MergedReport
 from vitbench.report.plots.figures import (Outcome, Plot, Skip, pareto_front,
-                                           plot_latency_vs_gflops, plot_measured_vs_printed,
-                                           plot_resolution_sweep, plot_throughput_vs_batch,
-                                           plot_top1_vs_gflops, plot_top1_vs_latency)
+                                           plot_latency_vs_gflops, plot_resolution_sweep,
+                                           plot_throughput_vs_batch, plot_top1_vs_gflops,
+                                           plot_top1_vs_latency)
 from vitbench.report.plots.labels import place_labels
-from vitbench.report.plots.style import MARKERS, OKABE_ITO, new_figure, plot_style
+from vitbench.report.plots.style import MARKERS, OKABE_ITO, figure_legend, new_figure, plot_style
+from vitbench.report.plots.tolerance import plot_measured_vs_printed
 
 __all__ = ["MARKERS", "OKABE_ITO", "PLOTTERS", "IMAGE_FORMATS", "Outcome", "Plot", "RenderedPlot",
-           "Skip", "new_figure", "pareto_front", "place_labels", "plot_latency_vs_gflops",
-           "plot_measured_vs_printed", "plot_resolution_sweep", "plot_style",
-           "plot_throughput_vs_batch", "plot_top1_vs_gflops", "plot_top1_vs_latency",
-           "render_all"]
+           "Skip", "figure_legend", "new_figure", "pareto_front", "place_labels",
+           "plot_latency_vs_gflops", "plot_measured_vs_printed", "plot_resolution_sweep",
+           "plot_style", "plot_throughput_vs_batch", "plot_top1_vs_gflops",
+           "plot_top1_vs_latency", "render_all"]
 
 #: Every plot of a report, in the order the reports show them.
 PLOTTERS: tuple[Callable[[MergedReport], Outcome], ...] = (

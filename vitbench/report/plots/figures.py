@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import Any, Callable, Optional, Sequence, Union
+from typing import Any, Callable, NamedTuple, Optional, Sequence, Union
 
 from matplotlib import ticker
 from matplotlib.figure import Figure
@@ -19,7 +19,7 @@ from matplotlib.figure import Figure
 from vitbench.records import ModelResult
 from vitbench.report.merge import Column, MergedReport, MergedRow
 from vitbench.report.plots.labels import place_labels
-from vitbench.report.plots.style import MARKERS, OKABE_ITO, new_figure
+from vitbench.report.plots.style import MARKERS, OKABE_ITO, figure_legend, new_figure
 
 
 @dataclass
@@ -51,15 +51,54 @@ def _median(result: Optional[ModelResult]) -> Optional[float]:
     return result.latency_median_ms
 
 
-def _figure_legend(fig, *axes) -> None:
-    """One legend below the panels (never over the data), without duplicate entries."""
-    handles: dict[str, Any] = {}
-    for ax in axes:
-        for handle, label in zip(*ax.get_legend_handles_labels()):
-            handles.setdefault(label, handle)
-    if handles:
-        fig.legend(list(handles.values()), list(handles), loc="outside lower center",
-                   ncol=min(len(handles), 4), frameon=False)
+class Timed(NamedTuple):
+    """A measured latency as the plots draw it: the median, its 95 % CI, and the flag."""
+
+    median: float
+    low: float
+    high: float
+    unstable: bool
+
+
+def timed(result: Optional[ModelResult]) -> Optional[Timed]:
+    """The median latency of an ok row with its 95 % CI (None: not timed)."""
+    if result is None or result.status != "ok" or result.latency_summary is None:
+        return None
+    s = result.latency_summary
+    return Timed(s.median, min(s.ci_low, s.median), max(s.ci_high, s.median), bool(s.unstable))
+
+
+#: The legend's words for the whiskers and the hollow markers of every latency plot.
+CI_LABEL = "median; whiskers: its 95 % CI"
+UNSTABLE_LABEL = "unstable latency (hollow)"
+CI_CAPTION = ("Whiskers: the 95 % confidence interval of the median latency; hollow markers: "
+              "rows flagged unstable (the CI wider than ±5 %, or the worker processes "
+              "disagree).")
+
+
+def whisker_points(xs: Sequence[float], ys: Sequence[float], whiskers: Sequence[Timed], *,
+                   on: str = "y", steps: int = 8) -> list[list[tuple[float, float]]]:
+    """Points along each whisker, for :func:`place_labels` to keep the other labels off."""
+    out = []
+    for x, y, t in zip(xs, ys, whiskers):
+        along = [t.low + (t.high - t.low) * k / steps for k in range(steps + 1)]
+        out.append([(x, v) for v in along] if on == "y" else [(v, y) for v in along])
+    return out
+
+
+def draw_timed(ax, xs: Sequence[float], ys: Sequence[float], whiskers: Sequence[Timed], *,
+               color: str, marker: str, on: str = "y", ci_label: str = CI_LABEL) -> None:
+    """Markers with 95 % CI whiskers ``on`` the latency axis (``x`` or ``y``); unstable rows
+    hollow. Labelled once per kind, for :func:`figure_legend`."""
+    labelled = set()
+    for x, y, t in zip(xs, ys, whiskers):
+        error = [[t.median - t.low], [t.high - t.median]]
+        label = UNSTABLE_LABEL if t.unstable else ci_label
+        ax.errorbar([x], [y], **{f"{on}err": error}, fmt=marker, markersize=6.5,
+                    markerfacecolor="white" if t.unstable else color, markeredgecolor=color,
+                    markeredgewidth=1.3 if t.unstable else 0.6, ecolor=color, elinewidth=1.0,
+                    capsize=2.5, zorder=3, label=None if label in labelled else label)
+        labelled.add(label)
 
 
 def pareto_front(points: Sequence[tuple[float, float, Any]]) -> list[tuple[float, float, Any]]:
@@ -83,29 +122,30 @@ def _spearman(xs: Sequence[float], ys: Sequence[float]) -> Optional[float]:
 
 
 def _column_series(report: MergedReport, column: Column, x: Callable[[MergedRow], Optional[float]]):
-    xs, ys, names = [], [], []
+    xs, ys, names, whiskers = [], [], [], []
     for row in report.rows:
-        value, latency = x(row), _median(row.cell(column))
+        value, latency = x(row), timed(row.cell(column))
         if value is not None and latency is not None:
             xs.append(value)
-            ys.append(latency)
+            ys.append(latency.median)
             names.append(row.name)
-    return xs, ys, names
+            whiskers.append(latency)
+    return xs, ys, names, whiskers
 
 
 # --- the plots -----------------------------------------------------------------------------
 
 def plot_latency_vs_gflops(report: MergedReport) -> Outcome:
-    """Measured latency against measured GFLOPs, one panel per device/setting."""
+    """Measured latency (median, 95 % CI whiskers, unstable hollow) against measured GFLOPs,
+    one panel per device/setting."""
     name = "latency_vs_gflops"
     panels = [(c, *_column_series(report, c, lambda r: r.static.gmacs)) for c in report.columns]
     panels = [p for p in panels if len(p[1]) >= 2]
     if not panels:
         return Skip(name, "fewer than two rows with both measured GFLOPs and latency")
     fig, axes = new_figure(len(panels), width=5.6 if len(panels) > 1 else 6.8)
-    for index, (ax, (column, xs, ys, names)) in enumerate(zip(axes, panels)):
-        ax.scatter(xs, ys, s=42, color=OKABE_ITO[index % 8], marker=MARKERS[index % 8],
-                   edgecolor="white", linewidth=0.6, zorder=3)
+    for index, (ax, (column, xs, ys, names, whiskers)) in enumerate(zip(axes, panels)):
+        draw_timed(ax, xs, ys, whiskers, color=OKABE_ITO[index % 8], marker=MARKERS[index % 8])
         rho = _spearman(xs, ys)
         subtitle = f"{column.label}" + (f" — Spearman ρ = {rho:+.2f} (n={len(xs)})" if rho is not None
                                         else f" (n={len(xs)})")
@@ -113,11 +153,13 @@ def plot_latency_vs_gflops(report: MergedReport) -> Outcome:
         ax.set_xlabel("GFLOPs per image (measured, 10⁹ MACs)")
         ax.set_ylabel(f"{column.device_label} latency, batch {column.batch_size} (ms, median)")
         ax.margins(0.15)
-        place_labels(ax, xs, ys, names)
+        place_labels(ax, xs, ys, names, avoid=whisker_points(xs, ys, whiskers))
+    figure_legend(fig, *axes)
     fig.suptitle("Measured latency vs GFLOPs", fontweight="bold")
     return Plot(name, "Measured latency vs GFLOPs",
                 "Each point is a model; equal GFLOPs can run at very different speeds. ρ is "
-                "Spearman's rank correlation (1 = GFLOPs rank latency perfectly).", fig)
+                "Spearman's rank correlation (1 = GFLOPs rank latency perfectly). "
+                + CI_CAPTION, fig)
 
 
 def _top1_points(report: MergedReport, cost: Callable[[MergedRow], Optional[float]]):
@@ -129,44 +171,53 @@ def _top1_points(report: MergedReport, cost: Callable[[MergedRow], Optional[floa
     return out
 
 
-def _draw_pareto(ax, points, color: str, marker: str, label: str, hollow: Sequence[bool] = ()):
+def _draw_pareto(ax, points, color: str, marker: str, label: str, hollow: Sequence[bool] = (),
+                 whiskers: Sequence[Timed] = ()):
+    """Points, the Pareto front through them; with ``whiskers`` the points are latencies
+    (x) drawn by :func:`draw_timed`."""
     front = pareto_front(points)
     xs, ys, names = zip(*points)
-    fill = [not h for h in hollow] if hollow else [True] * len(points)
-    for x, y, filled in zip(xs, ys, fill):
-        ax.scatter([x], [y], s=42, marker=marker, zorder=3, linewidth=1.2,
-                   facecolor=color if filled else "white", edgecolor=color)
+    if whiskers:
+        draw_timed(ax, xs, ys, whiskers, color=color, marker=marker, on="x")
+    else:
+        fill = [not h for h in hollow] if hollow else [True] * len(points)
+        for x, y, filled in zip(xs, ys, fill):
+            ax.scatter([x], [y], s=42, marker=marker, zorder=3, linewidth=1.2,
+                       facecolor=color if filled else "white", edgecolor=color)
+        ax.scatter([], [], s=42, marker="o", color="0.3", label=label)
     fx, fy, _ = zip(*front)
-    ax.step(fx, fy, where="post", color="0.3" if len(front) else color, linewidth=1.2, alpha=0.8, zorder=2,
+    ax.step(fx, fy, where="post", color="0.3", linewidth=1.2, alpha=0.8, zorder=2,
             label="Pareto front (best top-1 at or below this cost)")
-    ax.scatter([], [], s=42, marker="o", color="0.3", label=label)
     return list(xs), list(ys), list(names)
 
 
 def plot_top1_vs_latency(report: MergedReport) -> Outcome:
-    """Printed top-1 against measured latency, per device/setting, with the Pareto front."""
+    """Printed top-1 against measured latency (median, 95 % CI whiskers, unstable hollow),
+    per device/setting, with the Pareto front."""
     name = "top1_vs_latency"
     panels = []
     for column in report.columns:
         points = _top1_points(report, lambda row, column=column: _median(row.cell(column)))
         if len(points) >= 2:
-            panels.append((column, points))
+            by_name = {r.name: timed(r.cell(column)) for r in report.rows}
+            panels.append((column, points, [by_name[n] for _, _, n in points]))
     if not panels:
         return Skip(name, "needs printed top-1 and measured latency for at least two rows")
     fig, axes = new_figure(len(panels), width=5.6 if len(panels) > 1 else 6.8)
-    for index, (ax, (column, points)) in enumerate(zip(axes, panels)):
+    for index, (ax, (column, points, whiskers)) in enumerate(zip(axes, panels)):
         xs, ys, names = _draw_pareto(ax, points, OKABE_ITO[index % 8], MARKERS[index % 8],
-                                     "model (printed top-1, measured latency)")
+                                     "", whiskers=whiskers)
         ax.set_title(column.label, fontsize=9.5, fontweight="normal")
         ax.set_xlabel(f"{column.device_label} latency, batch {column.batch_size} (ms, median)")
         ax.set_ylabel("ImageNet top-1 (%, as printed)")
         ax.margins(0.15)
-        place_labels(ax, xs, ys, names)
-    _figure_legend(fig, axes[0])
+        place_labels(ax, xs, ys, names, avoid=whisker_points(xs, ys, whiskers, on="x"))
+    figure_legend(fig, *axes)
     fig.suptitle("Printed top-1 vs measured latency", fontweight="bold")
     return Plot(name, "Printed top-1 vs measured latency",
                 "Top-1 as the paper printed it (vitbench measures no accuracy: random weights); "
-                "latency measured here. Points on the line are not beaten on both axes.", fig)
+                "latency measured here. Points on the line are not beaten on both axes. "
+                + CI_CAPTION, fig)
 
 
 def plot_top1_vs_gflops(report: MergedReport) -> Outcome:
@@ -192,78 +243,26 @@ def plot_top1_vs_gflops(report: MergedReport) -> Outcome:
     ax.set_ylabel("ImageNet top-1 (%, as printed)")
     ax.set_title("Printed top-1 vs GFLOPs", fontweight="bold")
     ax.margins(0.12)
-    _figure_legend(fig, ax)
+    figure_legend(fig, ax)
     place_labels(ax, xs, ys, names)
     return Plot(name, "Printed top-1 vs GFLOPs",
                 "Filled: GFLOPs measured by vitbench; hollow: the paper's GFLOPs for rows "
                 "vitbench cannot build. Line: the Pareto front.", fig)
 
 
-def plot_measured_vs_printed(report: MergedReport) -> Outcome:
-    """Measured params and GFLOPs against the printed values, with y = x and the tolerance."""
-    name = "measured_vs_printed"
-    panels = []
-    for key, measured_attr, label in (("params_m", "params_m", "Params (M)"),
-                                      ("gflops", "gmacs", "GFLOPs (10⁹ MACs)")):
-        pts = []
-        for row in report.rows:
-            printed, measured = row.static.reference.get(key), getattr(row.static, measured_attr)
-            if printed is not None and measured is not None:
-                cmp = row.static.comparisons.get(key)
-                pts.append((printed, measured, row.name, cmp.within_tolerance if cmp else None))
-        if pts:
-            panels.append((key, label, pts))
-    if not panels:
-        return Skip(name, "no row has both a printed and a measured params or GFLOPs value")
-    fig, axes = new_figure(len(panels), width=5.2, height=4.8)
-    tolerance = max((r.static.tolerance_pct for r in report.rows), default=5.0)
-    for ax, (key, label, pts) in zip(axes, panels):
-        lo = min(min(p[0], p[1]) for p in pts)
-        hi = max(max(p[0], p[1]) for p in pts)
-        span = [lo * 0.85, hi * 1.12]
-        ax.plot(span, span, color="0.35", linewidth=1, zorder=1, label="y = x (measured = printed)")
-        ax.fill_between(span, [v * (1 - tolerance / 100) for v in span],
-                        [v * (1 + tolerance / 100) for v in span], color="0.85", zorder=0,
-                        label=f"±{tolerance:g} % tolerance")
-        inside = [p for p in pts if p[3] is not False]
-        outside = [p for p in pts if p[3] is False]
-        if inside:
-            ax.scatter([p[0] for p in inside], [p[1] for p in inside], s=40, marker="o",
-                       color=OKABE_ITO[0], edgecolor="white", zorder=3, label="within tolerance")
-        if outside:
-            ax.scatter([p[0] for p in outside], [p[1] for p in outside], s=46, marker="X",
-                       color=OKABE_ITO[1], zorder=3, label="outside tolerance")
-        ax.set_xlabel(f"{label}, printed")
-        ax.set_ylabel(f"{label}, measured")
-        ax.set_title(label.split(" (")[0], fontsize=10)
-        if hi / max(lo, 1e-9) > 8:  # decades of model sizes: log axes spread the small ones
-            ax.set_xscale("log")
-            ax.set_yscale("log")
-            for axis in (ax.xaxis, ax.yaxis):
-                axis.set_major_locator(ticker.LogLocator(base=10, subs=(1, 2, 5)))
-                axis.set_major_formatter(ticker.FormatStrFormatter("%g"))
-                axis.set_minor_formatter(ticker.NullFormatter())
-        ax.set_xlim(span)
-        ax.set_ylim(span)
-        ax.set_aspect("equal", adjustable="box")
-        place_labels(ax, [p[0] for p in pts], [p[1] for p in pts], [p[2] for p in pts])
-    _figure_legend(fig, *axes)
-    fig.suptitle("Measured vs printed", fontweight="bold")
-    return Plot(name, "Measured vs printed params and GFLOPs",
-                "Points on the diagonal match the paper; the grey band is the comparison "
-                "tolerance (widened per row to the printed precision).", fig)
-
-
 def plot_throughput_vs_batch(report: MergedReport) -> Outcome:
     """Throughput against batch size, for models measured at several batch sizes."""
     name = "throughput_vs_batch"
-    series: dict[tuple[str, str], dict[int, float]] = {}
+    series: dict[tuple[str, str], dict[int, Timed]] = {}
     for row in report.rows:
         for column in report.columns:
             result = row.cell(column)
-            if result is not None and result.status == "ok" and result.throughput_img_s:
+            latency, rate = timed(result), result.throughput_img_s if result else None
+            if latency is not None and rate:
+                # img/s at the median, and at the ends of the median's CI (slow end first)
                 series.setdefault((row.name, column.device_label), {})[result.batch_size] = \
-                    result.throughput_img_s
+                    Timed(rate, rate * latency.median / latency.high,
+                          rate * latency.median / latency.low, latency.unstable)
     series = {k: v for k, v in series.items() if len(v) >= 2}
     if not series:
         return Skip(name, "no model was measured at two or more batch sizes on one device")
@@ -275,9 +274,13 @@ def plot_throughput_vs_batch(report: MergedReport) -> Outcome:
             if dev != device:
                 continue
             batches = sorted(points)
-            values = [points[b] for b in batches]
-            ax.plot(batches, values, marker=MARKERS[index % 8], color=OKABE_ITO[index % 8],
-                    linewidth=1.4, label=model)
+            values = [points[b].median for b in batches]
+            ax.plot(batches, values, color=OKABE_ITO[index % 8], linewidth=1.4)
+            ax.plot([], [], color=OKABE_ITO[index % 8], linewidth=1.4, label=model,
+                    marker=MARKERS[index % 8])  # the legend's entry: line and marker
+            draw_timed(ax, batches, values, [points[b] for b in batches],
+                       color=OKABE_ITO[index % 8], marker=MARKERS[index % 8],
+                       ci_label="img/s at the median; whiskers: from its 95 % CI")
             ends_x.append(batches[-1])
             ends_y.append(values[-1])
             ends_label.append(model)
@@ -289,11 +292,11 @@ def plot_throughput_vs_batch(report: MergedReport) -> Outcome:
         ax.set_ylabel(f"{device} throughput (images/s)")
         ax.set_title(device, fontsize=9.5, fontweight="normal")
         ax.margins(0.12)
-        ax.legend(loc="best")
+    figure_legend(fig, *axes)
     fig.suptitle("Throughput vs batch size", fontweight="bold")
     return Plot(name, "Throughput vs batch size",
                 "Throughput = batch / median latency, from runs of the same suite at different "
-                "batch sizes.", fig)
+                "batch sizes. " + CI_CAPTION, fig)
 
 
 def _model_identity(result: ModelResult) -> str:
@@ -303,7 +306,7 @@ def _model_identity(result: ModelResult) -> str:
 def plot_resolution_sweep(report: MergedReport) -> Outcome:
     """Latency and GFLOPs against input size, for one model measured at several sizes."""
     name = "resolution_sweep"
-    groups: dict[str, dict[int, tuple[Optional[float], Optional[float]]]] = {}
+    groups: dict[str, dict[int, tuple[Optional[float], Optional[Timed]]]] = {}
     labels: dict[str, str] = {}
     first_column = report.columns[0] if report.columns else None
     for row in report.rows:
@@ -312,7 +315,7 @@ def plot_resolution_sweep(report: MergedReport) -> Outcome:
             pixels = result.image_size[0] * result.image_size[1]
             side = int(round(pixels ** 0.5))
             key = _model_identity(result)
-            latency = _median(result) if result.batch_size == (
+            latency = timed(result) if result.batch_size == (
                 first_column.batch_size if first_column else 1) else None
             current = groups.setdefault(key, {}).get(side, (None, None))
             groups[key][side] = (result.gmacs or current[0], current[1] or latency)
@@ -325,9 +328,15 @@ def plot_resolution_sweep(report: MergedReport) -> Outcome:
         sides = sorted(sizes)
         for ax, position in zip(axes, (0, 1)):
             pts = [(s, sizes[s][position]) for s in sides if sizes[s][position] is not None]
-            if pts:
-                ax.plot(*zip(*pts), marker=MARKERS[index % 8], color=OKABE_ITO[index % 8],
-                        linewidth=1.4, label=labels[key])
+            if not pts:
+                continue
+            xs = [x for x, _ in pts]
+            ys = [v.median if position else v for _, v in pts]
+            ax.plot(xs, ys, marker=MARKERS[index % 8], color=OKABE_ITO[index % 8],
+                    linewidth=1.4, label=labels[key], markersize=0 if position else 6)
+            if position:
+                draw_timed(ax, xs, ys, [v for _, v in pts], color=OKABE_ITO[index % 8],
+                           marker=MARKERS[index % 8])
     latency_label = "latency (ms, median)"
     if first_column is not None:
         latency_label = (f"{first_column.device_label} latency, batch {first_column.batch_size} "
@@ -335,8 +344,8 @@ def plot_resolution_sweep(report: MergedReport) -> Outcome:
     for ax, ylabel in zip(axes, ("GFLOPs per image (10⁹ MACs)", latency_label)):
         ax.set_xlabel("input side (px; √(H·W) for non-square inputs)")
         ax.set_ylabel(ylabel)
-    _figure_legend(fig, *axes)
+    figure_legend(fig, *axes)
     fig.suptitle("Cost vs input resolution", fontweight="bold")
     return Plot(name, "Cost vs input resolution",
                 "Rows of one model (same builder and arguments) at several input sizes. Attention "
-                "cost grows with the square of the token count.", fig)
+                "cost grows with the square of the token count. " + CI_CAPTION, fig)

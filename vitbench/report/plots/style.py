@@ -8,7 +8,7 @@ series also differs by marker shape, so no plot relies on colour alone.
 from __future__ import annotations
 
 from contextlib import contextmanager
-from typing import Any, Iterator
+from typing import Any, Iterator, Sequence
 
 import matplotlib
 from matplotlib.axes import Axes
@@ -41,10 +41,32 @@ def plot_style() -> Iterator[None]:
         yield
 
 
-def new_figure(ncols: int = 1, width: float = 6.4, height: float = 4.6) -> tuple[Figure, list[Axes]]:
+def new_figure(ncols: int = 1, width: float = 6.4, height: float = 4.6, *,
+               sharey: bool = False) -> tuple[Figure, list[Axes]]:
     """A figure with ``ncols`` panels side by side (constrained layout) on an Agg canvas: no
-    pyplot, no backend switch, nothing to close (the figure is freed like any object)."""
+    pyplot, no backend switch, nothing to close (the figure is freed like any object).
+    ``sharey``: one y axis for all panels, labelled on the first only."""
     fig = Figure(figsize=(width * ncols if ncols > 1 else width, height), layout="constrained")
     FigureCanvasAgg(fig)
-    axes = fig.subplots(1, ncols, squeeze=False)
+    axes = fig.subplots(1, ncols, squeeze=False, sharey=sharey)
     return fig, list(axes[0])
+
+
+def figure_legend(fig: Figure, *axes: Axes, ncol: int = 4, order: Sequence[str] = ()) -> None:
+    """One legend below the panels (never over the data), without duplicate entries; the
+    labels in ``order`` first, in that order."""
+    handles: dict[str, Any] = {}
+    for ax in axes:
+        for handle, label in zip(*ax.get_legend_handles_labels()):
+            handles.setdefault(label, handle)
+    rank = {label: i for i, label in enumerate(order)}
+    handles = dict(sorted(handles.items(), key=lambda kv: rank.get(kv[0], len(rank))))
+    if not handles:
+        return
+    renderer = fig.canvas.get_renderer()
+    for columns in range(min(len(handles), ncol), 0, -1):  # the most columns that fit
+        legend = fig.legend(list(handles.values()), list(handles), loc="outside lower center",
+                            ncol=columns, frameon=False)
+        if columns == 1 or legend.get_window_extent(renderer).width <= fig.bbox.width:
+            return
+        legend.remove()
