@@ -58,3 +58,14 @@ def test_cuda_on_a_machine_without_it_is_one_line_before_anything_is_built(repo_
                            "--out", str(tmp_path / "run"))
     assert_clean_failure(outcome, 2, "device cuda asked for (TestViT)", "--device cpu")
     assert not (tmp_path / "run").exists()
+
+
+def test_an_unknown_model_names_the_file_the_row_and_the_meant_variant_first(tmp_path):
+    from helpers_faults import assert_clean_failure, vitbench_cli
+
+    suite = tmp_path / "typo.yaml"
+    suite.write_text("name: typo\nmodels:\n  - {name: PVTv2-B0, model: timm:pvt_v2_bzero}\n")
+    for command in ("run", "validate"):
+        line = assert_clean_failure(vitbench_cli(command, str(suite)), 2,
+                                    f"{suite}: ", "PVTv2-B0", "unknown model 'timm:pvt_v2_bzero'")
+        assert line.index("timm:pvt_v2_b0") < line.index("timm:pvt_v2_b1"), line
