@@ -78,3 +78,34 @@ class BuildError(VitbenchError):
 
 class ResultsError(VitbenchError):
     """A results file cannot be read (missing, not JSON, or an unknown schema)."""
+
+
+class DiskError(VitbenchError):
+    """A file could not be written (a full disk, a quota, a read-only file system, no
+    permission): ``cannot write PATH: CAUSE``. vitbench could not finish, exit 4; a run that
+    stops on one says where its measured rows are (:class:`RunStoppedError`)."""
+
+    exit_code = ExitCode.ERROR
+
+    def __init__(self, path: object, cause: str):
+        self.path, self.cause = str(path), cause
+        super().__init__(f"cannot write {self.path}: {cause}")
+
+
+class RunStoppedError(DiskError):
+    """``vitbench run`` stopped because ``results.json`` could not be written. The message
+    says how many rows were measured, which are in the last ``results.json`` and where a copy
+    of the rest went; ``run`` is the measured run, to print."""
+
+    def __init__(self, error: DiskError, message: str, run: object):
+        super().__init__(error.path, error.cause)
+        self.args = (message,)
+        self.run = run
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
+class OutputFolderError(VitbenchError):
+    """``--out`` cannot be used: a file, not writable, in use by another run, or holding a
+    previous run (without ``--force``). Bad input, exit 2, one line naming the folder."""

@@ -22,7 +22,8 @@ app = typer.Typer(
         "memory — and print it next to the numbers their papers printed.\n\n"
         "Start with:  vitbench run suites/lightweight.yaml\n\n"
         "Exit codes (every command): 0 ok, 1 rows failed / gate regression, 2 bad input or "
-        "usage, 3 gate inconclusive, 4 internal error, 130 interrupted (Ctrl-C), "
+        "usage, 3 gate inconclusive, 4 a file it cannot write or an internal error, "
+        "130 interrupted (Ctrl-C), "
         "143 SIGTERM, 129 SIGHUP."
     ),
     no_args_is_help=True,

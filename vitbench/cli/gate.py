@@ -236,8 +236,8 @@ def ab(
         report, _ = run_ab(a, b, runs, out_dir, overrides=overrides, config=options.config,
                            confirm_failures=confirm, seed=seed, design=design,
                            progress=lambda m: err.print(m, highlight=False))
-    except VitbenchError as exc:
-        raise fail(str(exc)) from None
+    except VitbenchError as exc:  # a DiskError keeps its exit code 4
+        raise fail(str(exc), exc.exit_code) from None
     raise typer.Exit(_emit(report, out_dir, options))
 
 
@@ -280,7 +280,7 @@ def gate_selftest(
             rows, out_dir, runs=runs, design=design, from_dir=from_dir, repeat=repeat,
             trials=trials, n=n, family=family, config=config,
             progress=lambda m: err.print(m, highlight=False)))
-    except VitbenchError as exc:
-        raise fail(str(exc)) from None
+    except VitbenchError as exc:  # a DiskError keeps its exit code 4
+        raise fail(str(exc), exc.exit_code) from None
     for line in summary_lines(result):
         console.print(line, highlight=False)

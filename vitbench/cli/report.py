@@ -56,10 +56,8 @@ def report(
             out = Path("results") / (runs[0].suite.get("name") or "merged") / f"merged-{utc_stamp()}"
     try:
         written = write_reports(merged, out, wanted)
-    except VitbenchError as exc:
-        raise fail(str(exc))
-    except OSError as exc:
-        raise fail(f"{out}: cannot write ({exc.strerror or exc})")
+    except VitbenchError as exc:  # DiskError: "cannot write PATH: CAUSE", exit 4
+        raise fail(str(exc), exc.exit_code) from None
     columns = ", ".join(c.label for c in merged.columns) or "no timed columns"
     console.print(f"{merged.title}: {len(merged.rows)} rows from {len(runs)} run"
                   f"{'s' if len(runs) > 1 else ''} ({columns})", highlight=False)

@@ -110,6 +110,7 @@ def run(
     static_only: bool = typer.Option(False, "--static-only", help="params and GFLOPs only; no timing"),
     in_process: bool = typer.Option(False, "--in-process", help="no worker processes (debugging; no timeout)"),
     plots: bool = typer.Option(True, "--plots/--no-plots", help="also write plots/ and report.html at the end"),
+    force: bool = typer.Option(False, "--force", help="--out may hold a previous run: replace it (its results, reports and plots are removed first)"),
     **settings: Any,
 ) -> None:
     """Measure every model of a suite and print it next to the paper's numbers.
@@ -119,8 +120,10 @@ def run(
     results/SUITE/UTC-STAMP/ as results.json (canonical), results.csv and results.md,
     rewritten after every model so an interrupted run keeps what it measured; report.html
     and plots/ are added at the end. Exit 0: every row measured (rows the suite marks
-    unavailable are expected); 1: some rows failed; 2: bad input; 130, 143, 129: stopped by
-    Ctrl-C, SIGTERM, SIGHUP (finished rows kept, the rest marked interrupted).
+    unavailable are expected); 1: some rows failed; 2: bad input, or an --out that holds
+    another run (without --force) or is in use by one; 4: a file could not be written (a
+    full disk: the run stops, and the line says where every measured row is); 130, 143,
+    129: stopped by Ctrl-C, SIGTERM, SIGHUP (finished rows kept, the rest marked interrupted).
 
     Examples:
 
@@ -128,27 +131,30 @@ def run(
 
       vitbench run suites/lightweight.yaml --only PVTv2-B0 --only ResNet-18 --threads 1
 
-      vitbench run suites/lightweight.yaml --static-only --out /tmp/counts
+      vitbench run suites/lightweight.yaml --static-only --out /tmp/counts --force
     """
     from rich.markup import escape
 
     from vitbench.cli.console import err, print_results, suite_progress
     from vitbench.config.suite import load_suite
     from vitbench.env import oversubscription_warning
+    from vitbench.errors import RunStoppedError
+    from vitbench.files import cause_of, claim_run_folder
     from vitbench.report import report_sink
     from vitbench.run.runner import check_devices, default_out_dir, plan, run_suite
 
     overrides = settings_overrides(settings)
     try:
         suite = load_suite(suite_path)
-        out_dir = Path(out or default_out_dir(suite))
         planned = plan(suite, overrides, only, static_only=static_only)
         check_devices(planned)  # before the result folder exists or any model is built
-        out_dir.mkdir(parents=True, exist_ok=True)
+        out_dir = Path(out) if out is not None else default_out_dir(suite)
+        claim_run_folder(out_dir, replace=force)  # locked until this process ends
     except VitbenchError as exc:
-        raise fail(str(exc)) from None
-    except OSError as exc:
-        raise fail(f"--out {out_dir}: cannot create the result folder ({exc.strerror})") from None
+        raise fail(str(exc), exc.exit_code) from None
+    except OSError as exc:  # the default results/SUITE/STAMP cannot be created
+        raise fail(f"cannot create the result folder {exc.filename} ({cause_of(exc)}): "
+                   f"choose one with --out") from None
     runnable = [p.job for p in planned if p.job is not None]
     if runnable and not static_only and runnable[0].device == "cpu":
         warning = oversubscription_warning(runnable[0].threads)
@@ -164,14 +170,21 @@ def run(
                                static_only=static_only, in_process=in_process,
                                on_event=on_event, sink=report_sink(out_dir, final),
                                command=["vitbench", *sys.argv[1:]])
+    except RunStoppedError as exc:  # the disk refused results.json: show what was measured
+        print_results(exc.run)
+        raise fail(str(exc), exc.exit_code) from None
     except VitbenchError as exc:
-        raise fail(str(exc)) from None
+        raise fail(str(exc), exc.exit_code) from None
     except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM/SIGHUP (signals_interrupt)
         saved = out_dir / "results.json"
         where = f"finished rows are in {saved}" if saved.is_file() else "nothing was measured"
         raise fail(f"interrupted by {signal_name_of(exc)}; {where}",
                    getattr(exc, "exit_code", ExitCode.INTERRUPTED)) from None
     print_results(result, str(out_dir))
+    for warning in result.environment.get("warnings", []):
+        if warning.startswith("reports: "):  # a report or plot the disk refused at the end
+            err.print(f"[yellow]warning:[/yellow] {escape(warning)}", highlight=False,
+                      soft_wrap=True)
     if any(r.status in ("failed", "timeout") for r in result.results):
         raise typer.Exit(ExitCode.FAILED)
 

@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import Optional
 
 from vitbench.config.spec import Job
+from vitbench.files import write_atomic
 from vitbench.records import Latency, LatencySummary, ModelResult, PeakMemory, StaticCost
 
 #: Target length of one timed block (both sides run ``calls`` calls per block).
@@ -60,7 +61,7 @@ class _Worker:
 
         self.job, self.label = job, label
         job_path = tmp / f"job-{label}.json"
-        job_path.write_text(job.model_dump_json(), encoding="utf-8")
+        write_atomic(job_path, job.model_dump_json())
         self.stderr = open(tmp / f"err-{label}.txt", "w+", encoding="utf-8", errors="replace")
         self.proc = subprocess.Popen(
             worker_command("vitbench.measure.lockstep_worker", str(job_path)),

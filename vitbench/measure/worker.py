@@ -101,9 +101,9 @@ def main(argv: list[str]) -> int:
         on_stage("import")
         import_zoo(job.model)  # an exception is kept for the build stage to report
     row = measure_job(job, on_stage)
-    tmp = row_path.with_suffix(".tmp")
-    tmp.write_text(row.model_dump_json(), encoding="utf-8")
-    tmp.replace(row_path)
+    from vitbench.files import write_atomic
+
+    write_atomic(row_path, row.model_dump_json())  # whole or absent: the parent reads it
     print("stage done", flush=True)
     return 0
 

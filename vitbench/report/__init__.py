@@ -67,8 +67,7 @@ def write_reports(run: RunLike, out_dir: str | Path,
     """
     formats = parse_formats(formats)
     report = as_report(run)
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    out_dir = Path(out_dir)  # created by write_atomic, whose DiskError names the file
     written: list[Path] = []
     plot_links: list[tuple[str, str]] = []
     skipped: list[tuple[str, str]] = []

@@ -19,9 +19,10 @@ from typing import Any, Callable, Optional
 from vitbench.config.plan import PlannedRow, plan
 from vitbench.config.spec import Suite
 from vitbench.conventions import FLOP_CONVENTIONS, UNITS
-from vitbench.errors import VitbenchError, signal_name_of
-from vitbench.files import utc_now, utc_stamp
+from vitbench.errors import DiskError, RunStoppedError, VitbenchError, signal_name_of
+from vitbench.files import RESULTS_FILE, new_folder, utc_now, utc_stamp
 from vitbench.records import SCHEMA, ModelResult, RunResult
+from vitbench.run.saving import RunSaver
 from vitbench.run.workers import more_processes, run_worker
 
 
@@ -38,8 +39,9 @@ Sink = Callable[[RunResult, bool], None]
 
 
 def default_out_dir(suite: Suite, root: str | Path = "results") -> Path:
-    stamp = utc_stamp()
-    return Path(root) / suite.name / stamp
+    """A new folder ``root/SUITE/UTC-STAMP``, created here; a run started in the same second
+    gets ``UTC-STAMP-2`` (:func:`vitbench.files.new_folder`): two runs never share one."""
+    return new_folder(Path(root) / suite.name / utc_stamp())
 
 
 def check_models(planned: list[PlannedRow], suite_path: Optional[str] = None) -> None:
@@ -108,8 +110,10 @@ def run_suite(suite: Suite, *, out_dir: str | Path, overrides: Optional[dict[str
               sink: Optional[Sink] = None) -> RunResult:
     """Measure every selected row of ``suite``; write ``results.json`` to ``out_dir`` as it
     goes, and hand every saved state to ``sink`` (e.g. to render CSV/Markdown after each row
-    and plots at the end). A sink that fails at the end never costs the measured run: the
-    failure becomes a warning in ``results.json``."""
+    and plots at the end). A sink that fails never costs the measured run: at the end its
+    failure becomes a ``reports:`` warning in ``results.json``. A ``results.json`` the disk
+    refuses stops the run with :class:`~vitbench.errors.RunStoppedError`, no measured row
+    lost (:mod:`vitbench.run.saving`)."""
     from vitbench.env import environment, load_average, oversubscription_warning
 
     planned = plan(suite, overrides, only, static_only=static_only)
@@ -134,19 +138,27 @@ def run_suite(suite: Suite, *, out_dir: str | Path, overrides: Optional[dict[str
         warning = oversubscription_warning(max(j.threads for j in cpu_jobs))
         run.environment["warnings"] = [warning] if warning else []
 
+    saver = RunSaver(run, out_dir / RESULTS_FILE, sum(p.job is not None for p in planned))
+
     def save(final: bool = False) -> None:
-        run.save(out_dir / "results.json")
+        saver.save()  # retried; a disk that refuses it stops the run (RunStoppedError)
         if sink is None:
             return
         if not final:
-            sink(run, False)
+            try:
+                sink(run, False)
+            except Exception:  # noqa: BLE001 - derived views; the final sink redoes them all
+                pass
             return
         notify("stage", len(planned) - 1, run.results[-1], "writing the reports")
         try:
             sink(run, True)
         except Exception as exc:  # noqa: BLE001 - a plot must never cost the measured run
             run.environment.setdefault("warnings", []).append(f"reports: {exc}")
-            run.save(out_dir / "results.json")
+            try:  # the complete results.json is on disk already; this only adds the warning
+                run.save(out_dir / RESULTS_FILE)
+            except DiskError:
+                pass
 
     save()
     try:
@@ -165,6 +177,10 @@ def run_suite(suite: Suite, *, out_dir: str | Path, overrides: Optional[dict[str
             run.results[index] = merge_planned(item.row, measured)
             save()
             notify("done", index, run.results[index], run.results[index].status)
+    except RunStoppedError:
+        raise
+    except DiskError as exc:  # another file the run needs (a worker's job file) cannot be written
+        raise saver.stop(exc) from None
     except KeyboardInterrupt as exc:
         reason = f"run interrupted by {signal_name_of(exc)} before this row finished"
         for row in run.results:

@@ -26,6 +26,7 @@ from typing import Callable, Iterator, Optional
 from vitbench.build.pythonpath import (PYTHON_PATH_ENV, isolated_env, worker_command,
                                        worker_python_path)
 from vitbench.config.spec import Job
+from vitbench.files import write_atomic
 from vitbench.measure.worker import DEADLINE_GRACE_S, PARENT_PID_ENV
 from vitbench.records import ModelResult
 
@@ -77,7 +78,7 @@ def run_worker(job: Job, on_stage: Callable[[str], None] = lambda s: None) -> Mo
     env[PARENT_PID_ENV] = str(os.getpid())
     with owned_temp_dir() as tmp:
         job_path, row_path, err_path = (Path(tmp) / n for n in ("job.json", "row.json", "err.txt"))
-        job_path.write_text(job.model_dump_json(), encoding="utf-8")
+        write_atomic(job_path, job.model_dump_json())
         with open(err_path, "w+", encoding="utf-8", errors="replace") as stderr:
             proc = subprocess.Popen(
                 worker_command("vitbench.measure.worker", str(job_path), str(row_path)),

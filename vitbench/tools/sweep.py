@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any, Callable, Optional
 
 from vitbench.errors import VitbenchError
+from vitbench.files import write_atomic
 
 #: fvcore by_operator keys counted as attention (query-key and attention-value products).
 ATTENTION_OPS = ("scaled_dot_product_attention", "matmul", "bmm", "einsum", "baddbmm")
@@ -238,18 +239,18 @@ def _slug(text: str) -> str:
 
 
 def write_outputs(results: list[SweepResult], out_dir: Path) -> dict[str, Path]:
-    """``sweep.json``, ``sweep.csv`` and ``sweep.png`` (log-log cost vs tokens) in ``out_dir``."""
+    """``sweep.json``, ``sweep.csv`` and ``sweep.png`` (log-log cost vs tokens) in ``out_dir``,
+    each through :func:`~vitbench.files.write_atomic` (a full disk: one-line DiskError)."""
     import json
 
     import pandas as pd
 
-    out_dir.mkdir(parents=True, exist_ok=True)
     paths = {"json": out_dir / "sweep.json", "csv": out_dir / "sweep.csv",
              "png": out_dir / "sweep.png"}
-    paths["json"].write_text(json.dumps({
+    write_atomic(paths["json"], json.dumps({
         "token_rule": f"tokens = H*W / {TOKEN_STRIDE}^2 (the exponent does not depend on it)",
         "attention_ops": list(ATTENTION_OPS),
-        "results": [r.to_dict() for r in results]}, indent=2), encoding="utf-8")
+        "results": [r.to_dict() for r in results]}, indent=2))
     rows = []
     for result in results:
         for point, local in zip(result.points, result.local_exponents):
@@ -259,13 +260,18 @@ def write_outputs(results: list[SweepResult], out_dir: Path) -> dict[str, Path]:
                          "rest_gflops": point.rest_gflops, "local_exponent": local,
                          "latency_ms": point.latency_ms, "peak_memory_mb": point.peak_memory_mb,
                          "error": point.error})
-    pd.DataFrame(rows).to_csv(paths["csv"], index=False)
-    plot(results, paths["png"])
+    write_atomic(paths["csv"], pd.DataFrame(rows).to_csv(index=False))
+    write_atomic(paths["png"], plot_png(results))
     return paths
 
 
-def plot(results: list[SweepResult], path: Path) -> None:
-    """``sweep.png``: log-log cost vs tokens (:func:`vitbench.report.plots.sweep.plot_sweep`)."""
+def plot_png(results: list[SweepResult]) -> bytes:
+    """``sweep.png``'s bytes: log-log cost vs tokens
+    (:func:`vitbench.report.plots.sweep.plot_sweep`)."""
+    import io
+
     from vitbench.report.plots.sweep import plot_sweep  # matplotlib: ~0.45 s, only when writing
 
-    plot_sweep(results, TOKEN_STRIDE).savefig(path, dpi=120)
+    buffer = io.BytesIO()
+    plot_sweep(results, TOKEN_STRIDE).savefig(buffer, format="png", dpi=120)
+    return buffer.getvalue()

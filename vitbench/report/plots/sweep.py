@@ -26,8 +26,9 @@ def plot_sweep(results: Sequence[Any], token_stride: int) -> Figure:
     """Log-log GFLOPs (solid) and attention GFLOPs (dashed) vs tokens; latency if timed.
 
     ``results`` are :class:`vitbench.tools.sweep.SweepResult` (``model``, ``points``,
-    ``fits``); ``token_stride`` is the patch stride the tokens were counted with. Save the
-    figure with ``figure.savefig(path, dpi=120)``.
+    ``fits``); ``token_stride`` is the patch stride the tokens were counted with. Render the
+    figure with ``figure.savefig(buffer, format="png", dpi=120)`` and write the bytes with
+    :func:`vitbench.files.write_atomic`.
     """
     timed = any(p.latency_ms for r in results for p in r.points)
     fig = Figure(figsize=(12 if timed else 7, 5))
