@@ -318,6 +318,20 @@ def test_concurrent_runs_into_one_folder_cannot_both_win(suite, tmp_path):
     assert statuses(out / "results.json") == ["ok"] * 3
 
 
+def test_the_lock_is_released_when_the_run_ends(tmp_path):
+    """In one process (a library user, CliRunner tests): held, it refuses a second claim even
+    with replace; released, the folder can be claimed again and its lock file is gone."""
+    from vitbench.errors import OutputFolderError
+    from vitbench.files import LOCK_FILE, claim_run_folder
+
+    lock = claim_run_folder(tmp_path / "out")
+    with pytest.raises(OutputFolderError, match=f"pid {os.getpid()}"):
+        claim_run_folder(tmp_path / "out", replace=True)
+    lock.release()
+    assert not (tmp_path / "out" / LOCK_FILE).exists()
+    claim_run_folder(tmp_path / "out").release()
+
+
 def test_default_folders_never_collide(monkeypatch, tmp_path):
     """Two runs in the same second get two folders (the second with a suffix)."""
     from vitbench.config.suite import load_suite

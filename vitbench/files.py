@@ -202,6 +202,7 @@ class FolderLock:
             pass
         os.close(self.fd)
         self.fd = None
+        atexit.unregister(self.release)
 
 
 def claim_run_folder(folder: str | Path, *, replace: bool = False) -> FolderLock:

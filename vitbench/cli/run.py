@@ -149,7 +149,7 @@ def run(
         planned = plan(suite, overrides, only, static_only=static_only)
         check_devices(planned)  # before the result folder exists or any model is built
         out_dir = Path(out) if out is not None else default_out_dir(suite)
-        claim_run_folder(out_dir, replace=force)  # locked until this process ends
+        lock = claim_run_folder(out_dir, replace=force)  # released when the run ends
     except VitbenchError as exc:
         raise fail(str(exc), exc.exit_code) from None
     except OSError as exc:  # the default results/SUITE/STAMP cannot be created
@@ -180,6 +180,8 @@ def run(
         where = f"finished rows are in {saved}" if saved.is_file() else "nothing was measured"
         raise fail(f"interrupted by {signal_name_of(exc)}; {where}",
                    getattr(exc, "exit_code", ExitCode.INTERRUPTED)) from None
+    finally:
+        lock.release()  # every write is done (also released if this process dies)
     print_results(result, str(out_dir))
     for warning in result.environment.get("warnings", []):
         if warning.startswith("reports: "):  # a report or plot the disk refused at the end
