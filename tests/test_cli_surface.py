@@ -69,3 +69,32 @@ def test_an_unknown_model_names_the_file_the_row_and_the_meant_variant_first(tmp
         line = assert_clean_failure(vitbench_cli(command, str(suite)), 2,
                                     f"{suite}: ", "PVTv2-B0", "unknown model 'timm:pvt_v2_bzero'")
         assert line.index("timm:pvt_v2_b0") < line.index("timm:pvt_v2_b1"), line
+
+
+def test_one_model_without_a_suite_file_prints_one_json_document_and_saves_its_suite(tmp_path):
+    import json
+
+    from helpers_faults import vitbench_cli
+    from vitbench.config.suite import load_suite
+
+    saved = tmp_path / "ran.yaml"
+    outcome = vitbench_cli("run", "--model", "test_vit", "--model", "timm:test_vit",
+                           "--static-only", "--json", "--out", str(tmp_path / "run"),
+                           "--save-suite", str(saved), "--batch-size", "2", cwd=tmp_path)
+    assert outcome.code == 0, outcome.stderr
+    run = json.loads(outcome.stdout)  # the whole of stdout is the document
+    assert run["schema"] == "vitbench.result/2" and run["suite"]["name"] == "models"
+    [row] = run["results"]  # a model named twice (bare and qualified) runs once
+    assert (row["name"], row["model"], row["status"]) == ("test_vit", "timm:test_vit", "ok")
+    assert row["image_size"] == [160, 160]  # timm's default input size for the model
+    suite = load_suite(saved)  # what ran, as a suite file: the --batch-size folded in
+    assert suite.models[0].model == "timm:test_vit" and suite.defaults.batch_size == 2
+
+
+def test_run_needs_a_suite_or_a_model_but_not_both(repo_root):
+    from helpers_faults import assert_clean_failure, vitbench_cli
+
+    assert_clean_failure(vitbench_cli("run"), 2, "missing SUITE")
+    assert_clean_failure(vitbench_cli("run", str(repo_root / "tests/data/tiny.yaml"), "--model",
+                                      "resnet18"), 2, "not both")
+    assert_clean_failure(vitbench_cli("run", "--model", "nozoo:thing"), 2, "unknown zoo 'nozoo'")

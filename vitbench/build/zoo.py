@@ -166,6 +166,18 @@ def check_model(model: str, python_path: Sequence[str] = ()) -> None:
     raise UnknownModelError(f"unknown model {model!r}{hint} (see `vitbench models PATTERN`)")
 
 
+def default_image_size(model: str) -> Optional[tuple[int, int]]:
+    """The input size a model's zoo declares for it (timm's pretrained config), or None."""
+    zoo, ident = model.split(":", 1)
+    if zoo != "timm":
+        return None
+    import timm
+
+    cfg = timm.models.get_pretrained_cfg(ident)
+    size = getattr(cfg, "input_size", None)
+    return (int(size[1]), int(size[2])) if size and len(size) == 3 else None
+
+
 def list_models(pattern: str = "*", zoos: Optional[list[str]] = None) -> dict[str, list[str]]:
     """Model names per zoo matching a shell-style ``pattern`` (case-insensitive)."""
     import fnmatch

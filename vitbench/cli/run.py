@@ -3,6 +3,7 @@ settings (:func:`vitbench.config.spec.setting`: default, help and flag declared 
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import sys
 import typing
@@ -103,8 +104,36 @@ def settings_overrides(options: dict[str, Any]) -> dict[str, Any]:
     return overrides
 
 
+def models_suite(models: list[str], overrides: dict[str, Any]):
+    """The suite of ``--model`` names: each at its zoo's default input size unless
+    ``--image-size`` says otherwise."""
+    from vitbench.build.zoo import default_image_size
+    from vitbench.config.adhoc import qualified, suite_for_models
+
+    sizes = {} if "image_size" in overrides else {
+        m: size for m in map(qualified, models) if (size := default_image_size(m))}
+    return suite_for_models(models, image_sizes=sizes)
+
+
+def save_suite_file(suite, overrides: dict[str, Any], path: Path) -> None:
+    """Write the suite as it ran: command-line settings folded into its defaults and into
+    every row that set them itself (overrides win over rows, as they did in the run)."""
+    from vitbench.config.adhoc import suite_yaml
+    from vitbench.files import write_atomic
+
+    defaults = suite.defaults.model_copy(update=overrides)
+    rows = [entry.model_copy(update={k: v for k, v in overrides.items()
+                                     if getattr(entry, k, None) is not None})
+            for entry in suite.models]
+    write_atomic(path, suite_yaml(suite.model_copy(update={"defaults": defaults, "models": rows})))
+
+
 def run(
-    suite_path: Path = typer.Argument(..., metavar="SUITE", help="suite YAML, e.g. suites/lightweight.yaml"),
+    suite_path: Optional[Path] = typer.Argument(None, metavar="[SUITE]", help="suite YAML, e.g. suites/lightweight.yaml (or use --model)"),
+    model: Optional[list[str]] = typer.Option(None, "--model", "-m", help="measure this model without a suite file: zoo:name, a bare name meaning timm (repeatable); each at its zoo's default input size unless --image-size"),
+    save_suite: Optional[Path] = typer.Option(None, "--save-suite", help="also write what ran as a suite YAML (command-line settings folded in), to re-run or commit"),
+    json_output: bool = typer.Option(False, "--json", help="print the run as one JSON document (the results.json schema) on stdout instead of the table"),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="no table and no progress; errors and warnings only (the exit code says how it went)"),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="result folder [default: results/SUITE/UTC-STAMP]"),
     only: Optional[list[str]] = typer.Option(None, "--only", help="measure only this row (repeatable)"),
     static_only: bool = typer.Option(False, "--static-only", help="params and GFLOPs only; no timing"),
@@ -113,7 +142,8 @@ def run(
     force: bool = typer.Option(False, "--force", help="--out may hold a previous run: replace it (its results, reports and plots are removed first)"),
     **settings: Any,
 ) -> None:
-    """Measure every model of a suite and print it next to the paper's numbers.
+    """Measure every model of a suite (or the --model names) and print it next to the
+    paper's numbers.
 
     Each model is built with random weights in its own worker process, counted (params,
     GFLOPs with attention), then timed on the chosen device after warm-up. Results land in
@@ -132,6 +162,10 @@ def run(
       vitbench run suites/lightweight.yaml --only PVTv2-B0 --only ResNet-18 --threads 1
 
       vitbench run suites/lightweight.yaml --static-only --out /tmp/counts --force
+
+      vitbench run --model timm:pvt_v2_b0 --model resnet18 --save-suite mine.yaml
+
+      vitbench run --model timm:resnet18 --static-only --json > resnet18.json
     """
     from rich.markup import escape
 
@@ -144,8 +178,11 @@ def run(
     from vitbench.run.runner import check_devices, default_out_dir, plan, run_suite
 
     overrides = settings_overrides(settings)
+    if (suite_path is None) == (not model):
+        raise fail("give a SUITE file or --model NAME (one or more), not both" if model
+                   else "missing SUITE: give a suite file, or --model NAME to measure one model")
     try:
-        suite = load_suite(suite_path)
+        suite = load_suite(suite_path) if suite_path is not None else models_suite(model, overrides)
         planned = plan(suite, overrides, only, static_only=static_only)
         check_devices(planned)  # before the result folder exists or any model is built
         out_dir = Path(out) if out is not None else default_out_dir(suite)
@@ -162,7 +199,15 @@ def run(
             err.print(f"[yellow]warning:[/yellow] {escape(warning)}", highlight=False,
                       soft_wrap=True)
 
+    if save_suite is not None:
+        try:
+            save_suite_file(suite, overrides, save_suite)
+        except VitbenchError as exc:
+            lock.release()
+            raise fail(str(exc), exc.exit_code) from None
     progress, on_event = suite_progress(suite.name, len(planned))
+    if quiet or json_output:  # the log lines would be noise around a JSON document too
+        progress, on_event = contextlib.nullcontext(), None
     final = ("csv", "md", "html", "png", "svg") if plots else ("csv", "md")
     try:
         with signals_interrupt(), progress:
@@ -182,7 +227,10 @@ def run(
                    getattr(exc, "exit_code", ExitCode.INTERRUPTED)) from None
     finally:
         lock.release()  # every write is done (also released if this process dies)
-    print_results(result, str(out_dir))
+    if json_output:
+        typer.echo(result.to_json())
+    elif not quiet:
+        print_results(result, str(out_dir))
     for warning in result.environment.get("warnings", []):
         if warning.startswith("reports: "):  # a report or plot the disk refused at the end
             err.print(f"[yellow]warning:[/yellow] {escape(warning)}", highlight=False,
