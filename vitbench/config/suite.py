@@ -7,55 +7,16 @@ Errors name the file, the entry and the field, e.g.::
 
 from __future__ import annotations
 
+import math
 import os
 from pathlib import Path
 from typing import Any, Iterable, Optional
 
-import yaml
 from pydantic import ValidationError
 
 from vitbench.errors import SuiteError
-from vitbench.config.spec import Job, ModelEntry, Reference, Suite, resolve_settings
-
-
-class PrintedFloat(float):
-    """A float that remembers how many decimals it was printed with (0.60 → 2)."""
-
-    decimals: int
-
-    def __new__(cls, text: str):
-        value = super().__new__(cls, float(text.replace("_", "")))
-        mantissa = text.lower().split("e")[0]
-        value.decimals = len(mantissa.split(".")[1]) if "." in mantissa else 0
-        return value
-
-
-class _SuiteLoader(yaml.SafeLoader):
-    """SafeLoader that keeps the printed precision of floats and refuses duplicate keys."""
-
-
-def _construct_float(loader: yaml.SafeLoader, node: yaml.ScalarNode) -> float:
-    text = loader.construct_scalar(node)
-    try:
-        return PrintedFloat(str(text))
-    except ValueError:  # .inf, .nan and friends
-        return yaml.SafeLoader.construct_yaml_float(loader, node)
-
-
-def _construct_mapping(loader: yaml.SafeLoader, node: yaml.MappingNode) -> dict:
-    loader.flatten_mapping(node)
-    mapping: dict[Any, Any] = {}
-    for key_node, value_node in node.value:
-        key = loader.construct_object(key_node)
-        if key in mapping:
-            raise yaml.constructor.ConstructorError(
-                None, None, f"duplicate key {key!r}", key_node.start_mark)
-        mapping[key] = loader.construct_object(value_node, deep=True)
-    return mapping
-
-
-_SuiteLoader.add_constructor("tag:yaml.org,2002:float", _construct_float)
-_SuiteLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+from vitbench.config.spec import Job, ModelEntry, Reference, Settings, Suite, resolve_settings
+from vitbench.config.yamlfile import PrintedFloat, clip, load_yaml, read_suite_text
 
 
 def _record_printed_decimals(raw: Any) -> None:
@@ -66,7 +27,10 @@ def _record_printed_decimals(raw: Any) -> None:
         ref = entry.get("reference") if isinstance(entry, dict) else None
         if not isinstance(ref, dict):
             continue
-        decimals = dict(ref.get("printed_decimals") or {})
+        given = ref.get("printed_decimals")
+        if given is not None and not isinstance(given, dict):
+            continue  # validation names the field
+        decimals = dict(given or {})
         for key, value in ref.items():
             if key == "printed_decimals" or isinstance(value, bool):
                 continue
@@ -90,33 +54,62 @@ def _describe_location(raw: Any, loc: tuple[Any, ...]) -> tuple[str, str]:
         except (KeyError, IndexError, TypeError, AttributeError):
             label = None
         if label:
-            where += f" ({label})"
+            where += f" ({clip(str(label), 60)})"
         parts = parts[2:]
     field = ".".join(str(p) for p in parts if not str(p).startswith(("function-", "tagged-union")))
-    return where, field
+    return where, clip(field, 80)
 
 
 def _format_validation_error(path: str, raw: Any, error: ValidationError) -> SuiteError:
-    first = error.errors()[0]
+    # An unknown key first: a typo'd 'modles' explains the missing 'models' that follows it.
+    errors = sorted(error.errors(), key=lambda e: e["type"] != "extra_forbidden")
+    first = errors[0]
     where, field = _describe_location(raw, tuple(first["loc"]))
     message = first["msg"].removeprefix("Value error, ")
     if first["type"] == "extra_forbidden":
-        message = _unknown_key_message(field)
+        message = _unknown_key_message(where, field)
     elif first["type"] == "missing":
         message = "required field is missing"
-    more = len(error.errors()) - 1
+    elif first["type"] == "finite_number":
+        message = f"must be a finite number, got {_as_yaml(first['input'])}"
+    elif first["type"] in ("model_type", "dict_type"):
+        message = f"expected a mapping of keys to values, got {_kind(first['input'])}"
+    message = clip(message, 200)
+    more = len(errors) - 1
     if more:
         message += f" (and {more} more problem{'s' if more > 1 else ''})"
     location = ": ".join(p for p in (where, field) if p)
     return SuiteError(path, location, message)
 
 
-def _unknown_key_message(field: str) -> str:
+def _kind(value: Any) -> str:
+    """What a YAML value is, in a user's words."""
+    if value is None:
+        return "nothing (null)"
+    return {list: "a list", str: "a string", bool: "true/false", int: "a number",
+            float: "a number", dict: "a mapping"}.get(type(value), type(value).__name__)
+
+
+def _as_yaml(value: Any) -> str:
+    """A value as the YAML spelled it: .inf, -.inf, .nan; others as Python prints them."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return ".nan" if math.isnan(value) else ".inf" if value > 0 else "-.inf"
+    return clip(repr(value), 40)
+
+
+def _unknown_key_message(where: str, field: str) -> str:
+    """'unknown key', with the closest key that is allowed where this one stands."""
     import difflib
 
-    key = field.split(".")[-1]
-    known = list(ModelEntry.model_fields) + list(Reference.model_fields) + [
-        "title", "source", "defaults", "models", "python_path"]
+    *parents, key = field.split(".")
+    if parents[-1:] == ["reference"]:
+        known = list(Reference.model_fields)
+    elif parents[-1:] == ["defaults"]:
+        known = list(Settings.model_fields)
+    elif where:
+        known = list(ModelEntry.model_fields)
+    else:
+        known = [name for name in Suite.model_fields if name != "path"]
     close = difflib.get_close_matches(key, known, n=1)
     hint = f"; did you mean {close[0]!r}?" if close else ""
     return f"unknown key{hint}"
@@ -124,27 +117,26 @@ def _unknown_key_message(field: str) -> str:
 
 def _check_unique_names(path: str, raw: dict) -> None:
     first_seen: dict[str, int] = {}
-    for index, entry in enumerate(raw.get("models") or []):
+    models = raw.get("models")
+    for index, entry in enumerate(models if isinstance(models, list) else []):
         name = entry.get("name") if isinstance(entry, dict) else None
         if not isinstance(name, str):
             continue
         if name in first_seen:
-            raise SuiteError(path, f"models[{index}] ({name}): name",
+            raise SuiteError(path, f"models[{index}] ({clip(name, 60)}): name",
                              f"appears twice (also models[{first_seen[name]}]); row labels must be unique")
         first_seen[name] = index
 
 
 def parse_suite(text: str, path: str = "<string>") -> Suite:
     """Validate suite YAML text. Raises :class:`SuiteError` naming file, entry and field."""
-    try:
-        raw = yaml.load(text, Loader=_SuiteLoader)  # noqa: S506 - a SafeLoader subclass
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
-        where = f"line {mark.line + 1}" if mark is not None else ""
-        problem = getattr(exc, "problem", None) or str(exc)
-        raise SuiteError(path, where, f"not valid YAML: {problem}") from None
+    raw = load_yaml(text, path)
+    if raw is None:
+        raise SuiteError(path, "", "empty (no YAML content); a suite is a mapping with 'name' and "
+                                   "'models', e.g. suites/ci-smoke.yaml")
     if not isinstance(raw, dict):
-        raise SuiteError(path, "", "expected a mapping with 'name' and 'models' at the top level")
+        raise SuiteError(path, "", f"expected a mapping with 'name' and 'models' at the top "
+                                   f"level, got {_kind(raw)}")
     _record_printed_decimals(raw)
     _check_unique_names(path, raw)
     try:
@@ -155,15 +147,8 @@ def parse_suite(text: str, path: str = "<string>") -> Suite:
 
 
 def load_suite(path: str | Path) -> Suite:
-    """Read and validate a suite file."""
-    path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise SuiteError(str(path), "", "no such file") from None
-    except OSError as exc:
-        raise SuiteError(str(path), "", f"cannot read: {exc.strerror}") from None
-    return parse_suite(text, str(path))
+    """Read and validate a suite file (bounded in size, decoded as :mod:`.yamlfile` says)."""
+    return parse_suite(read_suite_text(Path(path)), str(path))
 
 
 def select_entries(suite: Suite, only: Optional[Iterable[str]] = None) -> list[ModelEntry]:

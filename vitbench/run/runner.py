@@ -18,6 +18,7 @@ from typing import Any, Callable, Optional
 
 from vitbench.config.plan import PlannedRow, plan
 from vitbench.config.spec import Suite
+from vitbench.config.yamlfile import read_suite_text
 from vitbench.conventions import FLOP_CONVENTIONS, UNITS
 from vitbench.errors import DiskError, RunStoppedError, VitbenchError, signal_name_of
 from vitbench.files import RESULTS_FILE, new_folder, utc_now, utc_stamp
@@ -87,8 +88,11 @@ def check_devices(planned: list[PlannedRow]) -> None:
 
 
 def suite_fingerprint(suite: Suite) -> dict[str, Any]:
-    text = Path(suite.path).read_text(encoding="utf-8") if suite.path and Path(
-        suite.path).is_file() else suite.model_dump_json()
+    # The text as the loader decoded it (a UTF-16 suite too), newlines as read_text gives them.
+    try:
+        text = read_suite_text(Path(suite.path or "")).replace("\r\n", "\n").replace("\r", "\n")
+    except VitbenchError:
+        text = suite.model_dump_json()
     return {
         "name": suite.name, "title": suite.title, "source": suite.source, "path": suite.path,
         "sha256": hashlib.sha256(text.encode()).hexdigest(),
