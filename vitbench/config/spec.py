@@ -23,7 +23,9 @@ _MODEL_RE = re.compile(r"^(?P<zoo>[a-z]+):(?P<ident>\S+)$")
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # allow_inf_nan=False: every float of a suite (timeouts, times, tolerances, printed
+    # values) must be finite; `.inf` or `.nan` would hang a run or print `nan +nan% ✗`.
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 def setting(builtin: Any, description: str, *, flag: Optional[str] = None,
@@ -165,15 +167,25 @@ REFERENCE_KEYS: tuple[str, ...] = tuple(k for k in Reference.model_fields if k !
 class ModelEntry(Settings):
     """One row of a paper's table: the model to build, how to measure it, what was printed."""
 
-    name: str = Field(min_length=1, description="the row label as printed; unique in the suite")
+    name: str = Field(min_length=1, max_length=200,
+                      description="the row label as printed; unique in the suite")
     model: Optional[str] = Field(
-        None, description="zoo:identifier, e.g. timm:pvt_v2_b0; may be omitted when unavailable")
+        None, max_length=300,
+        description="zoo:identifier, e.g. timm:pvt_v2_b0; may be omitted when unavailable")
     kwargs: dict[str, Any] = Field(default_factory=dict, description="passed to the builder")
     reference: Reference = Field(default_factory=Reference)
     note: str = ""
     source: Optional[str] = Field(None, description="the table this row comes from, if not the suite's")
     unavailable: Optional[str] = Field(
         None, description="why vitbench cannot build this row yet; the row is reported, not run")
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        if not value.isprintable():
+            raise ValueError("contains a control character (a newline or tab?); a row label is "
+                             "one line of text")
+        return value
 
     @field_validator("model")
     @classmethod
@@ -199,7 +211,7 @@ class ModelEntry(Settings):
 class Suite(_Strict):
     """A YAML suite: one paper table, as a list of models plus shared defaults."""
 
-    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$",
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", max_length=100,
                       description="short identifier; used in result folder names")
     title: str = ""
     source: str = Field("", description="seed file and table title the printed values come from")
