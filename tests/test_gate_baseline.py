@@ -35,8 +35,13 @@ def test_optional_entries_are_written_only_when_measured(tmp_path):
 def test_a_malformed_baseline_names_the_field(tmp_path):
     path = tmp_path / "b.json"
     path.write_text(json.dumps({"schema": BASELINE_SCHEMA, "models": {"m": {"params": "many"}}}))
-    with pytest.raises(GateError, match=r"malformed baseline file \(models\.m\.params: "):
+    with pytest.raises(GateError, match=r"b\.json: models\.m\.params: Input should be a valid "
+                                        r"integer"):
         load_side([path], "baseline")
     path.write_text(json.dumps({"schema": "vitbench.baseline/9"}))
-    with pytest.raises(GateError, match="neither"):
+    with pytest.raises(GateError, match=r"b\.json: schema vitbench\.baseline/9 is newer than "
+                                        r"this vitbench \(reads /1\)"):
+        load_side([path], "baseline")
+    path.write_text(json.dumps({"schema": "other/1"}))
+    with pytest.raises(GateError, match=r"not a vitbench results or baseline file"):
         load_side([path], "baseline")

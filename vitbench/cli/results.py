@@ -24,9 +24,8 @@ def show(
     from vitbench.files import results_file
     from vitbench.records import RunResult
 
-    path = results_file(results_path)
     try:
-        result = RunResult.load(path)
+        result = RunResult.load(results_path)
     except VitbenchError as exc:
-        raise fail(str(exc)) from None
-    print_results(result, str(path.parent))
+        raise fail(str(exc), exc.exit_code) from None
+    print_results(result, str(results_file(results_path).parent))

@@ -65,12 +65,25 @@ def load_ab_dir(folder: str | Path) -> AbRuns:
     paths = {label: sorted(folder.glob(f"stage1-*-{label}/{RESULTS_FILE}")) for label in "AB"}
     if not paths["A"] or not paths["B"]:
         raise GateError(f"{folder}: no stage1-*-A/B/{RESULTS_FILE} runs found")
+    runs_a, runs_b = load_results(paths["A"]), load_results(paths["B"])
     saved = folder / PAIRED_FILE
+    return AbRuns(runs_a, runs_b, _read_paired(saved) if saved.exists() else {})
+
+
+def _read_paired(path: Path) -> dict[str, list[float]]:
+    """``paired.json``: row name → that row's per-round ln(B/A); a corrupt file is one line."""
+    from pydantic import TypeAdapter, ValidationError
+
+    from vitbench.errors import ResultsError
+    from vitbench.records.reading import first_problem, read_json
+
     try:
-        paired = json.loads(saved.read_text(encoding="utf-8")) if saved.is_file() else {}
-    except (OSError, json.JSONDecodeError) as exc:
-        raise GateError(f"{saved}: cannot read ({exc})") from None
-    return AbRuns(load_results(paths["A"]), load_results(paths["B"]), paired)
+        return TypeAdapter(dict[str, list[float]]).validate_python(
+            read_json(path, "paired-ratios file"))
+    except ResultsError as exc:
+        raise GateError(str(exc)) from None
+    except ValidationError as exc:
+        raise GateError(f"{path}: {first_problem(exc)}") from None
 
 
 def too_few_runs_warning(suite_a: Suite, suite_b: Suite, runs: int, alpha: float,

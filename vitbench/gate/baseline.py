@@ -3,7 +3,8 @@
 It keeps, per model, the deterministic metrics and one summary per run (latency quantiles of
 each run's samples, peak memory), so ``vitbench compare`` can judge a candidate against the
 between-run spread of those K runs without their raw samples. :func:`load_side` reads either
-this file or ``results.json`` runs, whichever it is given.
+this file or ``results.json`` runs, whichever it is given. Both are read through
+:func:`vitbench.records.reading.read_json`: a corrupt file is one line naming it (exit 2).
 """
 
 from __future__ import annotations
@@ -12,14 +13,17 @@ import json
 from pathlib import Path
 from typing import Any, Iterable, Literal, Optional, Sequence
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_serializer
+from pydantic import (BaseModel, ConfigDict, Field, ValidationError, field_validator,
+                      model_serializer)
 
+from vitbench.errors import ResultsError
 from vitbench.files import write_atomic
 from vitbench.gate.config import GateError
 from vitbench.gate.sides import (BASELINE, STORED_QUANTILES, TIMING_FIELDS, ModelRuns, Side,
                                  load_results, side_from_results)
 from vitbench.records import READABLE_SCHEMAS as RESULT_SCHEMAS
 from vitbench.records import RunResult
+from vitbench.records.reading import check_schema, first_problem, read_json
 
 BASELINE_SCHEMA = "vitbench.baseline/1"
 _NOTE = ("per-run summaries: latency_ms[qX] holds quantile X of each run's samples, one value "
@@ -53,6 +57,16 @@ class BaselineEntry(BaseModel):
     peak_memory_mb: Optional[list[float]] = _omitted_when_none(description="MiB, one per run")
     memory_method: Optional[str] = None  # written with peak_memory_mb, even when unknown
     errors: Optional[list[str]] = _omitted_when_none()
+
+    @field_validator("latency_ms")
+    @classmethod
+    def _quantile_keys(cls, value: Optional[dict[str, list[float]]]) -> Any:
+        """Keys are ``q`` and a quantile (``q0.2``): :meth:`to_runs` reads the number back."""
+        for key in value or {}:
+            if not (key.startswith("q") and _quantile(key[1:]) is not None):
+                raise ValueError(f"{key!r} is not q<quantile>, a quantile between 0 and 1 "
+                                 "(q0.2)")
+        return value
 
     @model_serializer(mode="wrap")
     def _memory_method_with_memory(self, handler: Any) -> dict[str, Any]:
@@ -98,7 +112,7 @@ class Baseline(BaseModel):
 
     schema_: Literal["vitbench.baseline/1"] = Field(BASELINE_SCHEMA, alias="schema")
     created_utc: str = ""
-    runs: int = 1
+    runs: int = Field(1, ge=1)
     suite: dict[str, Any] = Field(default_factory=dict)
     sources: list[str] = Field(default_factory=list)
     environment: dict[str, Any] = Field(default_factory=dict)
@@ -106,6 +120,14 @@ class Baseline(BaseModel):
     note: str = _NOTE
     models: dict[str, BaselineEntry] = Field(default_factory=dict)
     calibration: Optional[BaselineEntry] = None
+
+    @field_validator("quantiles")
+    @classmethod
+    def _quantiles_between_0_and_1(cls, value: list[float]) -> list[float]:
+        bad = [q for q in value if _quantile(str(q)) is None]
+        if bad:
+            raise ValueError(f"{bad[0]!r} is not a quantile between 0 and 1")
+        return value
 
     def to_json(self) -> str:
         return json.dumps(self.model_dump(by_alias=True), indent=1, ensure_ascii=False) + "\n"
@@ -115,20 +137,20 @@ class Baseline(BaseModel):
 
     @classmethod
     def from_document(cls, doc: Any, label: str = "baseline") -> "Baseline":
-        """Validate a parsed file; a wrong schema or a malformed entry is a :class:`GateError`."""
-        schema = doc.get("schema") if isinstance(doc, dict) else None
-        if schema != BASELINE_SCHEMA:
-            raise GateError(f"{label}: schema {schema!r} is not {BASELINE_SCHEMA!r}")
+        """Validate a parsed file; a wrong schema or a malformed entry is a :class:`GateError`
+        of one line, ``LABEL: models.m.params: Input should be a valid integer``."""
+        try:
+            check_schema(doc, (BASELINE_SCHEMA,), "baseline file")
+        except ResultsError as exc:
+            raise GateError(f"{label}: {exc}") from None
         try:
             return cls.model_validate(doc)
         except ValidationError as exc:
-            first = exc.errors()[0]
-            where = ".".join(str(part) for part in first["loc"])
-            raise GateError(f"{label}: malformed baseline file ({where}: {first['msg']})") from None
+            raise GateError(f"{label}: {first_problem(exc)}") from None
 
     @classmethod
     def load(cls, path: str | Path) -> "Baseline":
-        return cls.from_document(_read_json(Path(path)), str(path))
+        return cls.from_document(_read(Path(path), "baseline file"), str(path))
 
     def to_side(self, label: str = "baseline") -> Side:
         side = Side(label=label, kind=BASELINE, runs=self.runs, environment=dict(self.environment),
@@ -152,30 +174,37 @@ def build_baseline(runs: Sequence[RunResult], sources: Sequence[str] = (),
         calibration=BaselineEntry.from_runs(side.calibration) if side.calibration else None)
 
 
-def _read_json(path: Path) -> Any:
+def _quantile(text: str) -> Optional[float]:
+    """``text`` as a quantile (0 to 1), or None."""
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (FileNotFoundError, IsADirectoryError):
-        raise GateError(f"{path}: no such file") from None
-    except json.JSONDecodeError as exc:
-        raise GateError(f"{path}: not JSON ({exc.msg} at line {exc.lineno})") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise GateError(f"{path}: cannot read ({exc})") from None
+        value = float(text)
+    except ValueError:
+        return None
+    return value if 0 <= value <= 1 else None
+
+
+def _read(path: Path, what: str) -> Any:
+    """:func:`read_json`, its one-line refusal as the gate's error."""
+    try:
+        return read_json(path, what)
+    except ResultsError as exc:
+        raise GateError(str(exc)) from None
 
 
 def load_side(paths: Sequence[str | Path], label: str) -> Side:
     """One baseline file, or one or more results.json files (or their folders; each one run)."""
     paths = [Path(p) for p in paths]
     if len(paths) == 1 and paths[0].is_file():
-        doc = _read_json(paths[0])
-        schema = doc.get("schema") if isinstance(doc, dict) else None
+        doc = _read(paths[0], "results or baseline file")
+        try:
+            schema = check_schema(doc, (*RESULT_SCHEMAS, BASELINE_SCHEMA),
+                                  "results or baseline file")
+        except ResultsError as exc:
+            raise GateError(f"{paths[0]}: {exc}") from None
         if schema == BASELINE_SCHEMA:
-            side = Baseline.from_document(doc, label).to_side(label)
+            side = Baseline.from_document(doc, str(paths[0])).to_side(label)
             side.sources = [str(paths[0])]
             return side
-        if schema not in RESULT_SCHEMAS:  # a results file of any schema RunResult reads
-            raise GateError(f"{paths[0]}: schema {schema!r} is neither {BASELINE_SCHEMA!r} "
-                            f"nor one of {', '.join(map(repr, RESULT_SCHEMAS))}")
     side = side_from_results(load_results(paths), label)
     side.sources = [str(p) for p in paths]
     return side

@@ -16,7 +16,6 @@ from typing import Any, Iterable, Optional, Sequence
 import numpy as np
 
 from vitbench.errors import ResultsError
-from vitbench.files import results_file
 from vitbench.gate.config import CALIBRATION_MODEL, GateError
 from vitbench.records import ModelResult, RunResult
 
@@ -183,7 +182,7 @@ def load_results(paths: Sequence[str | Path]) -> list[RunResult]:
     runs = []
     for path in paths:
         try:
-            runs.append(RunResult.load(results_file(path)))
+            runs.append(RunResult.load(path))
         except ResultsError as exc:
             raise GateError(str(exc)) from None
     return runs

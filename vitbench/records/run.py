@@ -4,20 +4,46 @@ field."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any, Literal, Optional
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError
 
 from vitbench.errors import ResultsError
-from vitbench.files import write_atomic
+from vitbench.files import RESULTS_FILE, write_atomic
+from vitbench.records.reading import check_schema, first_problem, read_json
 from vitbench.records.row import ModelResult
-from vitbench.records.v1 import SCHEMA_V1, upgrade_v1
+from vitbench.records.v1 import SCHEMA_V1, upgrade_v1, v1_location
 
 SCHEMA = "vitbench.result/2"
 #: Every ``schema`` a results file may carry; :meth:`RunResult.load` reads them all.
 READABLE_SCHEMAS = (SCHEMA_V1, SCHEMA)
+
+
+class _Loose(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+
+class _SuiteRow(_Loose):
+    name: Optional[str] = None
+
+
+class _SuiteAsRun(_Loose):
+    models: list[_SuiteRow] = Field(default_factory=list)
+
+
+class SuiteRecord(_Loose):
+    """What readers take from a run's ``suite`` (the rest is kept as written): text where a
+    report prints it, names a folder after it or matches runs by it; the suite as run, whose
+    row order reports follow. Checked when a file is read (:meth:`RunResult.from_document`).
+    The name is a suite name (``report`` names a folder after it: never ``../..``)."""
+
+    name: Optional[str] = Field(None, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+    title: Optional[str] = None
+    source: Optional[str] = None
+    path: Optional[str] = None
+    sha256: Optional[str] = None
+    as_run: Optional[_SuiteAsRun] = None
 
 
 class RunResult(BaseModel):
@@ -52,14 +78,16 @@ class RunResult(BaseModel):
 
     @classmethod
     def load(cls, path: str | Path) -> "RunResult":
-        """Read a results file of any schema in :data:`READABLE_SCHEMAS`; errors name the file."""
+        """Read a results file of any schema in :data:`READABLE_SCHEMAS` (a folder means its
+        ``results.json``): the one loader every command that reads results goes through. A
+        file that cannot be read, is not JSON, has another schema or content that does not
+        validate is a :class:`ResultsError`: one line naming the file and the first problem."""
         path = Path(path)
-        try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-        except (FileNotFoundError, IsADirectoryError):
-            raise ResultsError(f"{path}: no such file") from None
-        except json.JSONDecodeError as exc:
-            raise ResultsError(f"{path}: not JSON ({exc.msg} at line {exc.lineno})") from None
+        if path.is_dir() and path.name != RESULTS_FILE:
+            if not (path / RESULTS_FILE).exists():
+                raise ResultsError(f"{path}: no {RESULTS_FILE} in this folder")
+            path = path / RESULTS_FILE
+        data = read_json(path, "results file")
         try:
             return cls.from_document(data)
         except ResultsError as exc:
@@ -67,17 +95,18 @@ class RunResult(BaseModel):
 
     @classmethod
     def from_document(cls, data: Any) -> "RunResult":
-        """A parsed results document: ``/2`` as it is, ``/1`` through :func:`upgrade_v1`."""
-        schema = data.get("schema") if isinstance(data, dict) else None
-        if schema == SCHEMA_V1:
-            data = upgrade_v1(data)
-        elif schema != SCHEMA:
-            raise ResultsError(f"schema {schema!r} is not one of "
-                               f"{', '.join(map(repr, READABLE_SCHEMAS))}")
+        """A parsed results document: ``/2`` as it is, ``/1`` through :func:`upgrade_v1`;
+        problems name the row and the field as the file spells them."""
+        schema = check_schema(data, READABLE_SCHEMAS, "results file")
+        upgraded = upgrade_v1(data) if schema == SCHEMA_V1 else data
         try:
-            run = cls.model_validate(data)
+            run = cls.model_validate(upgraded)
         except ValidationError as exc:
-            raise ResultsError(_first_problem(exc, data)) from None
+            raise ResultsError(first_problem(exc, where=_row_place(data, schema))) from None
+        try:
+            SuiteRecord.model_validate(run.suite)
+        except ValidationError as exc:
+            raise ResultsError(first_problem(exc, prefix=("suite",))) from None
         run._file_schema = schema
         return run
 
@@ -89,18 +118,17 @@ class RunResult(BaseModel):
         return out
 
 
-def _first_problem(exc: ValidationError, data: dict) -> str:
-    """``results[2] (DeiT-Ti): latency.summary.p50: unknown field (schema vitbench.result/2)``."""
-    error = exc.errors()[0]
-    loc = list(error["loc"])
-    where = ""
-    if loc[:1] == ["results"] and len(loc) > 1 and isinstance(loc[1], int):
-        rows = data.get("results") or []
-        name = rows[loc[1]].get("name") if isinstance(rows[loc[1]], dict) else None
-        where = f"results[{loc[1]}]" + (f" ({name})" if name else "") + ": "
-        loc = loc[2:]
-    path = "".join(f"[{k}]" if isinstance(k, int) else f".{k}" for k in loc).lstrip(".")
-    problem = ("unknown field" if error["type"] == "extra_forbidden" else error["msg"])
-    more = len(exc.errors()) - 1
-    return (f"{where}{path or 'document'}: {problem} (schema {SCHEMA})"
-            + (f"; {more} more problem{'s' if more > 1 else ''}" if more else ""))
+def _row_place(data: dict, schema: str):
+    """Locations inside a row read as ``results[2] (DeiT-Ti)`` and the field, spelled as the
+    file's schema spells it (a ``/1`` row's flat names)."""
+    def where(loc: list) -> tuple[str, list]:
+        if loc[:1] != ["results"] or len(loc) < 2 or not isinstance(loc[1], int):
+            return "", loc
+        rows = data.get("results")
+        row = rows[loc[1]] if isinstance(rows, list) and loc[1] < len(rows) else None
+        name = row.get("name") if isinstance(row, dict) else None
+        label = f"results[{loc[1]}]" + (f" ({name[:80]})" if isinstance(name, str) else "")
+        rest = loc[2:]
+        return label, v1_location(rest) if schema == SCHEMA_V1 else rest
+
+    return where

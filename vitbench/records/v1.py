@@ -56,16 +56,32 @@ def upgrade_row_v1(row: dict[str, Any]) -> dict[str, Any]:
     row = dict(row)
     for name in V1_DERIVED:
         row.pop(name, None)
-    environment = dict(row.get("environment") or {})
-    memory_parts = environment.pop("memory", None)
+    # A malformed environment is left where it is, for validation to name.
+    environment = row.get("environment")
+    environment = dict(environment) if isinstance(environment, dict) else None
+    memory_parts = environment.pop("memory", None) if environment is not None else None
     for part, fields in V1_FIELDS.items():
         values = {inside: row.pop(flat) for flat, inside in fields.items() if flat in row}
         if part == "memory" and memory_parts is not None:
-            values["parts"] = _mib_keys(memory_parts)
+            values["parts"] = (_mib_keys(memory_parts) if isinstance(memory_parts, dict)
+                               else memory_parts)
             row["environment"] = environment
         if any(_has_value(v) for v in values.values()):
             row[part] = {k: v for k, v in values.items() if v is not None}
     return row
+
+
+def v1_location(loc: list) -> list:
+    """A place inside an upgraded row as the ``/1`` row spelled it, for error messages:
+    ``counts.params`` → ``params``, ``latency.summary.p50`` → ``latency_ms.p50``,
+    ``memory.parts.x`` → ``environment.memory.x``."""
+    if len(loc) < 2 or loc[0] not in V1_FIELDS:
+        return loc
+    part, inside, rest = loc[0], loc[1], list(loc[2:])
+    if part == "memory" and inside == "parts":
+        return ["environment", "memory", *rest]
+    flat = next((f for f, name in V1_FIELDS[part].items() if name == inside), None)
+    return [flat, *rest] if flat else loc
 
 
 def upgrade_v1(data: dict[str, Any]) -> dict[str, Any]:

@@ -193,6 +193,7 @@ def failure(row: MergedRow) -> Optional[ModelResult]:
 
 def load_runs(paths: Sequence[str | Path]) -> tuple[list[RunResult], list[Path]]:
     """Load ``results.json`` files (a folder means its results.json: :func:`results_file`);
-    returns the runs and the files read. A missing or unreadable file is a ResultsError."""
-    resolved = [results_file(path) for path in paths]
-    return [RunResult.load(path) for path in resolved], resolved
+    returns the runs and the files read. A missing or unreadable file is a ResultsError
+    (:meth:`RunResult.load`: one line naming the file and what is wrong)."""
+    runs = [RunResult.load(path) for path in paths]
+    return runs, [results_file(path) for path in paths]
