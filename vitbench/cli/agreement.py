@@ -42,4 +42,4 @@ def agreement(
     console.print(Markdown(text))
     if out is not None:
         write_atomic(out, text)
-        console.print(f"written: {out}", highlight=False)
+        console.print(f"written: {out}", markup=False, highlight=False)

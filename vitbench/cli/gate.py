@@ -122,7 +122,7 @@ def _emit(report: GateReport, out_dir: Optional[Path], options: GateOptions) -> 
     console.print(Markdown(to_markdown(report, policy)))
     if out_dir is not None:
         paths = _written(lambda: write_report(report, out_dir, policy))
-        console.print(f"written: {paths[0]}, {paths[1]}", highlight=False)
+        console.print(f"written: {paths[0]}, {paths[1]}", markup=False, highlight=False)
     if options.markdown is not None:
         _written(lambda: write_verdict_markdown(report, options.markdown, policy))
     if options.json_out is not None:
@@ -188,7 +188,7 @@ def baseline(
         raise fail(str(exc)) from None
     _written(lambda: built.save(out))
     console.print(f"baseline: {len(built.models)} models, {built.runs} run(s) → {out}",
-                  highlight=False)
+                  markup=False, highlight=False)
 
 
 @app.command()
@@ -220,6 +220,8 @@ def ab(
 
       vitbench ab suites/main.yaml suites/pr.yaml --runs 12 --threads 1 --markdown verdict.md
     """
+    from rich.markup import escape
+
     from vitbench.cli.console import err
     from vitbench.config.suite import load_suite
     from vitbench.gate.ab import run_ab, too_few_runs_warning
@@ -232,10 +234,10 @@ def ab(
         a, b = load_suite(suite_a), load_suite(suite_b)
         warning = too_few_runs_warning(a, b, runs, options.config.alpha, design)
         if warning:
-            err.print(f"[yellow]warning:[/yellow] {warning}", highlight=False)
+            err.print(f"[yellow]warning:[/yellow] {escape(warning)}", highlight=False)
         report, _ = run_ab(a, b, runs, out_dir, overrides=overrides, config=options.config,
                            confirm_failures=confirm, seed=seed, design=design,
-                           progress=lambda m: err.print(m, highlight=False))
+                           progress=lambda m: err.print(m, markup=False, highlight=False))
     except VitbenchError as exc:  # a DiskError keeps its exit code 4
         raise fail(str(exc), exc.exit_code) from None
     raise typer.Exit(_emit(report, out_dir, options))
@@ -279,7 +281,7 @@ def gate_selftest(
         result = _written(lambda: run_selftest(
             rows, out_dir, runs=runs, design=design, from_dir=from_dir, repeat=repeat,
             trials=trials, n=n, family=family, config=config,
-            progress=lambda m: err.print(m, highlight=False)))
+            progress=lambda m: err.print(m, markup=False, highlight=False)))
     except VitbenchError as exc:  # a DiskError keeps its exit code 4
         raise fail(str(exc), exc.exit_code) from None
     for line in summary_lines(result):

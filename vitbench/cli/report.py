@@ -60,6 +60,6 @@ def report(
         raise fail(str(exc), exc.exit_code) from None
     columns = ", ".join(c.label for c in merged.columns) or "no timed columns"
     console.print(f"{merged.title}: {len(merged.rows)} rows from {len(runs)} run"
-                  f"{'s' if len(runs) > 1 else ''} ({columns})", highlight=False)
+                  f"{'s' if len(runs) > 1 else ''} ({columns})", markup=False, highlight=False)
     for path in written:
-        console.print(f"  {path}", highlight=False)
+        console.print(f"  {path}", markup=False, highlight=False)

@@ -69,9 +69,11 @@ def sweep(
         raise fail(str(exc)) from None
     paths = write_outputs(results, out or Path("results") / "sweep" / utc_stamp())
     console.print(f"tokens = H·W/{TOKEN_STRIDE}²; GFLOPs = 10⁹ multiply-accumulates, batch 1, "
-                  f"{flops_convention}: {FLOP_CONVENTIONS[flops_convention]}", highlight=False)
+                  f"{flops_convention}: {FLOP_CONVENTIONS[flops_convention]}", markup=False,
+                  highlight=False)
     console.print(f"attention = scaled_dot_product_attention + matmul/bmm/einsum products; "
-                  f"written: {paths['csv']}, {paths['json']}, {paths['png']}", highlight=False)
+                  f"written: {paths['csv']}, {paths['json']}, {paths['png']}", markup=False,
+                  highlight=False)
     if any(p.error for r in results for p in r.points):
         raise typer.Exit(ExitCode.FAILED)
 

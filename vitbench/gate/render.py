@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 from vitbench.files import write_atomic
+from vitbench.report.markdown import md_escape
 from vitbench.gate.verdict import (FAIL, IMPROVED, INCONCLUSIVE, LOCKSTEP, NOISY, NOT_COMPARABLE,
                                    PASS, WARN, GateReport, Verdict)
 
@@ -110,7 +111,7 @@ def to_markdown(report: GateReport, on_inconclusive: str = "fail") -> str:
         unit = f" {v.unit}" if v.unit and v.unit != "count" else ""
         p = "–" if v.p_holm is None else f"{v.p_holm:.2g}"
         reason = v.reason.replace("|", "\\|")
-        lines.append(f"| {v.model} | {v.metric} | {_number(v.baseline, v.unit)}{unit} | "
+        lines.append(f"| {md_escape(v.model)} | {v.metric} | {_number(v.baseline, v.unit)}{unit} | "
                      f"{_number(v.candidate, v.unit)}{unit} | {_ratio_with_ci(v)} | {p} | "
                      f"{_ICON[v.verdict]} | {reason} |")
     lines += ["", _rules_line(report)]

@@ -3,6 +3,11 @@
 CI jobs and spreadsheets parse these column names, so :data:`CSV_COLUMNS` only ever grows at
 the end; a column is never renamed, moved or dropped. ``tests/data/report_golden.csv`` pins
 the output byte for byte.
+
+A text cell that a spreadsheet would run as a formula (one starting with ``=``, ``+``, ``-``,
+``@``, a tab or a carriage return: a row named ``=HYPERLINK(...)``) is written with a leading
+``'``, which spreadsheets show as text (:func:`neutralise`). Numbers are never touched: a Δ of
+``-2.2`` stays a number. :func:`flat_rows` and :func:`to_frame` keep the text as it is.
 """
 
 from __future__ import annotations
@@ -44,6 +49,18 @@ CSV_COLUMNS: tuple[str, ...] = (
     # appended with multi-process timing (v4):
     "latency_processes", "latency_process_spread",
 )
+
+
+#: What makes a spreadsheet read a text cell as a formula (OWASP's CSV-injection list).
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def neutralise(value: Any) -> Any:
+    """A text cell a spreadsheet would run as a formula, with a leading ``'``; numbers,
+    booleans and other text as they are."""
+    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
+        return "'" + value
+    return value
 
 
 def _round(value: Optional[float], digits: int) -> Optional[float]:
@@ -131,12 +148,13 @@ def flat_rows(data: RunLike) -> list[dict[str, Any]]:
 
 
 def to_csv(data: RunLike) -> str:
-    """``results.csv``: a header of :data:`CSV_COLUMNS`, then :func:`flat_rows`; blanks for None."""
+    """``results.csv``: a header of :data:`CSV_COLUMNS`, then :func:`flat_rows`; blanks for
+    None, formulas in text cells neutralised (:func:`neutralise`)."""
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=list(CSV_COLUMNS), lineterminator="\n")
     writer.writeheader()
     for flat in flat_rows(data):
-        writer.writerow({k: ("" if v is None else v) for k, v in flat.items()})
+        writer.writerow({k: ("" if v is None else neutralise(v)) for k, v in flat.items()})
     return buffer.getvalue()
 
 

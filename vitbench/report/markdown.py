@@ -4,10 +4,13 @@ built with it (``results.md`` and the agreement summary).
 :func:`markdown_grid` is the shared renderer (the report table, the agreement tables and
 ``vitbench profile --format md`` use it): one escaping rule (:func:`md_escape`) and one rule
 for bare numbers, so a ``|`` in a failure reason or a ``<`` in a note cannot break a table.
+Every text from a suite or a results file (title, source, names, notes, reasons, warnings)
+goes through :func:`md_escape`, in tables and in prose: ``results.md`` never carries HTML.
 """
 
 from __future__ import annotations
 
+import re
 from typing import Any, Iterable, Optional, Sequence
 
 from tabulate import tabulate
@@ -20,12 +23,17 @@ from vitbench.report.table import (RunLike, as_report, build_table, fmt, fmt_mea
 _SEPARATORS = {"left": "---", "right": "---:", "center": ":---:"}
 
 
+#: An ``&`` that does not start a character reference (``&nbsp;``, ``&#38;``, ``&#x26;``).
+_BARE_AMPERSAND = re.compile(r"&(?![A-Za-z][A-Za-z0-9]{1,31};|#[0-9]{1,7};|#[xX][0-9A-Fa-f]{1,6};)")
+
+
 def md_escape(text: str) -> str:
-    """Text safe inside a Markdown table cell or list item: ``|`` escaped, newlines as spaces,
-    ``<``/``>`` as entities (GitHub would read them as HTML). ``&`` is kept, so a cell may
-    carry an entity on purpose (``&nbsp;`` indents the profile's module names)."""
-    return (text.replace("|", "\\|").replace("\n", " ").replace("<", "&lt;")
-            .replace(">", "&gt;"))
+    """Text safe inside a Markdown table cell or list item: ``|`` escaped, line breaks as
+    spaces, ``<``/``>`` and a bare ``&`` as entities (GitHub would read them as HTML). An
+    entity is kept as written, so a cell may carry one on purpose (``&nbsp;`` indents the
+    profile's module names); it shows as its character, never as markup."""
+    return (_BARE_AMPERSAND.sub("&amp;", text).replace("|", "\\|").replace("\r\n", " ")
+            .replace("\n", " ").replace("\r", " ").replace("<", "&lt;").replace(">", "&gt;"))
 
 
 def _cell_text(value: Any) -> str:
@@ -87,18 +95,20 @@ def to_markdown(run: RunLike, plots: Sequence[tuple[str, str]] = (),
     """The Markdown report; ``plots`` are (title, relative image path) pairs to embed."""
     report = as_report(run)
     suite = report.suite
-    parts = [f"# {report.title}", ""]
+    parts = [f"# {md_escape(report.title)}", ""]
     if suite.get("source"):
-        parts += [f"Printed values from {suite['source']}.", ""]
+        parts += [f"Printed values from {md_escape(str(suite['source']))}.", ""]
     parts += [markdown_table(report), ""]
     parts += ["- **Bold**: the measured value rounds to the printed one at the printed "
               "precision (it matches the paper).", f"- {md_escape(legend_text())}"]
-    parts += [f"- {line}" for line in protocol_lines(report)]
+    parts += [f"- {md_escape(line)}" for line in protocol_lines(report)]
     notes, warnings = notes_and_warnings(report)
     if notes:
-        parts += ["", "Notes:", ""] + [f"- **{name}**: {md_escape(note)}" for name, note in notes]
+        parts += ["", "Notes:", ""] + [f"- **{md_escape(name)}**: {md_escape(note)}"
+                                       for name, note in notes]
     if warnings:
-        parts += ["", "Warnings:", ""] + [f"- **{name}**: {md_escape(w)}" for name, w in warnings]
+        parts += ["", "Warnings:", ""] + [f"- **{md_escape(name)}**: {md_escape(w)}"
+                                          for name, w in warnings]
     if any(r.comparisons for run_ in report.runs for r in run_.results):
         parts += [""] + render_agreement(summarize_agreement(report.runs[0]))
     if plots or skipped_plots:
@@ -112,10 +122,12 @@ def to_markdown(run: RunLike, plots: Sequence[tuple[str, str]] = (),
     parts.append("")
     if len(report.runs) == 1:
         run_ = report.runs[0]
-        parts += [f"Run {run_.created_utc} → {run_.finished_utc or 'unfinished'}; schema "
+        parts += [f"Run {md_escape(run_.created_utc)} → "
+                  f"{md_escape(run_.finished_utc or 'unfinished')}; schema "
                   f"{run_.file_schema}; canonical data in results.json.", ""]
     else:
-        listed = "; ".join(f"{r.created_utc} → {r.finished_utc or 'unfinished'}"
+        listed = "; ".join(f"{md_escape(r.created_utc)} → "
+                           f"{md_escape(r.finished_utc or 'unfinished')}"
                            for r in report.runs)
         parts += [f"Merged from {len(report.runs)} runs ({listed}); schema "
                   f"{report.runs[0].file_schema}; canonical data in each run's results.json.", ""]
@@ -149,7 +161,8 @@ def render_agreement(agreement: Agreement, *, title: str = "Agreement with print
     lines.append("")
     disagree = agreement.total.counters_disagree
     lines.append(f"Counters (fvcore+SDPA vs FlopCounterMode+CPU-SDPA) disagree by more than 1 % "
-                 f"on {len(disagree)} built row(s){': ' + ', '.join(disagree) if disagree else '.'}")
+                 f"on {len(disagree)} built row(s)"
+                 f"{': ' + md_escape(', '.join(disagree)) if disagree else '.'}")
     lines.append("")
     misses = agreement.misses
     if not misses:
