@@ -98,3 +98,17 @@ def test_run_needs_a_suite_or_a_model_but_not_both(repo_root):
     assert_clean_failure(vitbench_cli("run", str(repo_root / "tests/data/tiny.yaml"), "--model",
                                       "resnet18"), 2, "not both")
     assert_clean_failure(vitbench_cli("run", "--model", "nozoo:thing"), 2, "unknown zoo 'nozoo'")
+
+
+def test_the_command_line_starts_without_torch_scipy_or_pandas():
+    """Every `vitbench` process (and the fault corpus's hundreds) pays its imports: a bad
+    suite should be answered in a fraction of a second, not after loading scipy (~2 s)."""
+    import subprocess
+    import sys
+
+    code = ("import sys, vitbench.cli, vitbench.cli.console; "
+            "print(sorted(m for m in ('torch', 'scipy', 'pandas', 'matplotlib', 'timm') "
+            "if m in sys.modules))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=120)
+    assert done.stdout.strip() == "[]", done.stdout + done.stderr

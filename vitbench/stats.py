@@ -11,7 +11,6 @@ from dataclasses import asdict, dataclass
 from typing import Optional, Sequence
 
 import numpy as np
-from scipy import stats as _sp
 
 #: A row whose median is uncertain by more than this (CI half-width / median) is unstable.
 UNSTABLE_CI_PCT = 5.0
@@ -68,8 +67,10 @@ def median_ci(sorted_samples: Sequence[float], level: float = 0.95) -> tuple[flo
         raise ValueError("no samples")
     alpha = 1 - level
     # Largest k with P(Binom(n, 1/2) <= k - 1) <= alpha / 2: CI = [x_(k), x_(n-k+1)] (1-based).
-    k = int(_sp.binom.ppf(alpha / 2, n, 0.5))
-    while k > 0 and _sp.binom.cdf(k - 1, n, 0.5) > alpha / 2:
+    from scipy.stats import binom  # ~2 s to import on a busy machine: only when a CI is asked
+
+    k = int(binom.ppf(alpha / 2, n, 0.5))
+    while k > 0 and binom.cdf(k - 1, n, 0.5) > alpha / 2:
         k -= 1
     if k < 1:
         return float(values[0]), float(values[-1])
