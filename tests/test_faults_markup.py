@@ -164,3 +164,32 @@ def test_a_corrupt_file_with_markup_in_its_name_and_content_is_one_verbatim_line
                     '"results": [{"name": "[/x] <b>"}]}', encoding="utf-8")
     outcome = vitbench_cli("show", str(path), cwd=tmp_path)
     assert_clean_failure(outcome, ExitCode.BAD_INPUT, str(path), "results[0] ([/x] <b>)")
+
+
+def _gate_command(command: str, hostile: Path, base: Path) -> tuple[list[str], str]:
+    """``command`` reading the hostile run and writing under a folder named in markup; the
+    line its output must show verbatim."""
+    results = str(Path(hostile) / "results.json")
+    out = base / "[/x] out [bold]"
+    if command == "baseline":
+        return ["baseline", results, "--out", str(out / "b.json")], f"→ {out / 'b.json'}"
+    if command == "compare":
+        return (["compare", results, results, "--metrics", "params,gflops", "--out", str(out)],
+                f"written: {out / 'verdict.json'}")
+    if command == "agreement":
+        return ["agreement", results, "--out", str(out / "a.md")], f"written: {out / 'a.md'}"
+    ab = base / "ab [/x]"
+    for side in "AB":
+        (ab / f"stage1-round01-{side}").mkdir(parents=True, exist_ok=True)
+        (ab / f"stage1-round01-{side}" / "results.json").write_bytes(Path(results).read_bytes())
+    return (["gate-selftest", "--from", str(ab), "--out", str(out), "--trials", "10"],
+            f"written: {out / 'selftest.json'}")
+
+
+@pytest.mark.parametrize("command", ["baseline", "compare", "agreement", "gate-selftest"])
+def test_gate_commands_show_hostile_names_and_paths_verbatim(measured, command, tmp_path):
+    args, shown = _gate_command(command, measured["out"], tmp_path)
+    stdout = _clean(vitbench_cli(*args, cwd=tmp_path))
+    assert shown in stdout, stdout[-3000:]
+    if command in ("compare", "gate-selftest"):
+        assert BUILT in stdout  # the row's name, in the verdict table or the summary

@@ -225,10 +225,13 @@ def run_selftest(rows: Sequence[str], out_dir: str | Path, *, runs: int = 12,
 
 
 def summary_lines(result: SelftestResult) -> list[str]:
-    """The self-test for the terminal (Rich markup), one line per row and per shift."""
+    """The self-test for the terminal (Rich markup), one line per row and per shift; paths and
+    row names escaped (they are text, never markup)."""
+    from rich.markup import escape
+
     runs = len(result.measured.runs_a)
     lines = [f"[bold]Real A/A + A/B[/bold] ({runs} runs per side; verdicts in "
-             f"{result.out_dir}/verdict.md)"]
+             f"{escape(str(result.out_dir))}/verdict.md)"]
     for row, entry in result.real.items():
         verdicts = ", ".join(f"{m}={v}" for m, v in entry["verdicts"].items())
         extra = ""
@@ -241,7 +244,7 @@ def summary_lines(result: SelftestResult) -> list[str]:
         else:
             status = ("false alarm: " + ",".join(entry["false_alarm"]) if entry["false_alarm"]
                       else "no false alarm")
-        lines.append(f"  {row}: {status}; {verdicts}{extra}")
+        lines.append(f"  {escape(str(row))}: {status}; {verdicts}{extra}")
     resampled = result.resampled
     if resampled:
         size = result.trial_size
@@ -260,5 +263,5 @@ def summary_lines(result: SelftestResult) -> list[str]:
                 f"CI coverage {s['ci_coverage']:.0%}")
     else:
         lines.append("resampled trials skipped: fewer than 4 measured run values")
-    lines.append(f"written: {result.out_dir}/{SELFTEST_FILE}")
+    lines.append(f"written: {escape(str(result.out_dir))}/{SELFTEST_FILE}")
     return lines
