@@ -178,3 +178,23 @@ def test_markdown_grid_escapes_cells_and_aligns():
     assert "&nbsp;x" in lines[3]  # entities pass: the profile indents with them
     compact = markdown_grid(["name", "n"], [["a|b", 3]], ["left", "right"], padded=False)
     assert compact == "| name | n |\n|---|---:|\n| a\\|b | 3 |"
+
+
+def test_csv_lines_carry_their_schema_and_run_and_pandas_reads_the_booleans(tmp_path):
+    """Concatenated CSVs keep each line's provenance; True/False/blank columns load as
+    pandas' nullable booleans through the documented dtypes, not as ``object``."""
+    import pandas as pd
+
+    from vitbench import CSV_DTYPES, RunResult, read_csv, to_frame
+    from vitbench.report.csv import BOOLEAN_COLUMNS, CSV_SCHEMA, to_csv
+
+    runs = [RunResult.load(DATA / name) for name in ("report_cpu_b1.json", "report_cpu_b4.json")]
+    path = tmp_path / "both.csv"
+    path.write_text(to_csv(runs[0]) + to_csv(runs[1]).split("\n", 1)[1], encoding="utf-8")
+    frame = read_csv(path)
+    assert set(frame["schema"]) == {CSV_SCHEMA}
+    assert frame["run_id"].nunique() == 2 and frame["run_id"].iloc[0] == runs[0].id
+    assert all(frame[c].dtype == "boolean" for c in BOOLEAN_COLUMNS)
+    assert pd.read_csv(path, dtype=CSV_DTYPES)["params_within_tolerance"].dtype == "boolean"
+    assert (to_frame(runs[0]).dtypes == read_csv(path).dtypes)[list(BOOLEAN_COLUMNS)].all()
+    assert runs[0].id == RunResult.load(DATA / "report_cpu_b1.json").id  # stable for old files

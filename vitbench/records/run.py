@@ -4,6 +4,7 @@ field."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any, Literal, Optional
 
@@ -54,6 +55,10 @@ class RunResult(BaseModel):
     schema_: Literal["vitbench.result/2"] = Field(SCHEMA, alias="schema")
     suite: dict[str, Any]
     created_utc: str
+    #: This run's identity in CSVs, histories and dashboards (``20261202T051402Z-3f9a1c``:
+    #: sorts by time, unique across machines). Files written before it existed get
+    #: :attr:`id`'s stable derived value.
+    run_id: Optional[str] = None
     finished_utc: Optional[str] = None
     complete: bool = False
     command: list[str] = Field(default_factory=list)
@@ -68,6 +73,18 @@ class RunResult(BaseModel):
         """The schema of the file this run was read from (reports say which file they
         rendered); the current one for a run made here. Saving always writes the current."""
         return self._file_schema
+
+    @property
+    def id(self) -> str:
+        """:attr:`run_id`, or for an older file one derived from its creation time and suite
+        (the same file always gives the same id)."""
+        if self.run_id:
+            return self.run_id
+        import hashlib
+
+        seed = f"{self.created_utc}|{self.suite.get('sha256', '')}|{self.suite.get('name', '')}"
+        stamp = re.sub(r"[^0-9T]", "", self.created_utc.split("+")[0])[:15]
+        return f"{stamp}Z-{hashlib.sha256(seed.encode()).hexdigest()[:6]}"
 
     def to_json(self) -> str:
         return self.model_dump_json(by_alias=True, indent=1)

@@ -48,7 +48,20 @@ CSV_COLUMNS: tuple[str, ...] = (
     *(f"paper_{key}" for key in REFERENCE_KEYS if key not in _PAPER_KEYS_V1),
     # appended with multi-process timing (v4):
     "latency_processes", "latency_process_spread",
+    # appended with provenance (v5): concatenated CSVs keep which file and run a line is from
+    "schema", "run_id",
 )
+
+#: The value of every line's ``schema`` column: this CSV layout's version.
+CSV_SCHEMA = "vitbench.csv/5"
+
+#: Columns that hold True/False (blank: not known). pandas reads a column with blanks as
+#: ``object``; pass ``dtype=CSV_DTYPES`` (or use :func:`read_csv`) to get nullable booleans.
+BOOLEAN_COLUMNS: tuple[str, ...] = (
+    "counters_agree", "latency_unstable", "params_within_tolerance", "gflops_within_tolerance",
+    "params_matches_printed", "gflops_matches_printed", "channels_last", "autocast", "contended")
+#: ``pandas.read_csv(path, dtype=CSV_DTYPES)``: the booleans as pandas' nullable ``boolean``.
+CSV_DTYPES: dict[str, str] = {column: "boolean" for column in BOOLEAN_COLUMNS}
 
 
 #: What makes a spreadsheet read a text cell as a formula (OWASP's CSV-injection list).
@@ -67,7 +80,8 @@ def _round(value: Optional[float], digits: int) -> Optional[float]:
     return None if value is None else round(value, digits)
 
 
-def flat_row(row: ModelResult, column: str = "", run_created_utc: str = "") -> dict[str, Any]:
+def flat_row(row: ModelResult, column: str = "", run_created_utc: str = "",
+             run_id: str = "") -> dict[str, Any]:
     """One result as a flat dict with exactly :data:`CSV_COLUMNS` as keys.
 
     The column names are the ``vitbench.result/1`` field names, kept for the scripts that
@@ -130,6 +144,7 @@ def flat_row(row: ModelResult, column: str = "", run_created_utc: str = "") -> d
         "latency_window_spread": _round(latency.get("window_spread"), 3),
         "latency_processes": (latency.get("processes") or 1) if latency else None,
         "latency_process_spread": _round(latency.get("process_spread"), 3),
+        "schema": CSV_SCHEMA, "run_id": run_id,
     }
     return {column_name: flat.get(column_name) for column_name in CSV_COLUMNS}
 
@@ -143,7 +158,7 @@ def flat_rows(data: RunLike) -> list[dict[str, Any]]:
         for row in run.results:
             label = "" if row.status == "unavailable" else labels.get(
                 (index, row.device, row.batch_size), labels.get((index, row.device, None), ""))
-            out.append(flat_row(row, label, run.created_utc))
+            out.append(flat_row(row, label, run.created_utc, run.id))
     return out
 
 
@@ -159,7 +174,15 @@ def to_csv(data: RunLike) -> str:
 
 
 def to_frame(data: RunLike):
-    """The CSV view as a pandas DataFrame (for notebooks and further analysis)."""
+    """The CSV view of runs (a :class:`RunResult`, several, or a merged report) as a pandas
+    DataFrame, with :data:`CSV_COLUMNS` in order and the booleans as nullable ``boolean``."""
     import pandas as pd  # ~0.35 s to import: only notebooks ask for a frame
 
-    return pd.DataFrame(flat_rows(data), columns=list(CSV_COLUMNS))
+    return pd.DataFrame(flat_rows(data), columns=list(CSV_COLUMNS)).astype(CSV_DTYPES)
+
+
+def read_csv(path):
+    """A ``results.csv`` (or several concatenated) as a DataFrame typed as :func:`to_frame`'s."""
+    import pandas as pd
+
+    return pd.read_csv(path, dtype=CSV_DTYPES)

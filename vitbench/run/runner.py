@@ -39,6 +39,13 @@ NOT_YET = "not measured yet: the run was still going when this was saved, or was
 Sink = Callable[[RunResult, bool], None]
 
 
+def new_run_id() -> str:
+    """A run's id: its UTC stamp (sorts by time) and 6 random hex digits (unique)."""
+    import secrets
+
+    return f"{utc_stamp()}-{secrets.token_hex(3)}"
+
+
 def default_out_dir(suite: Suite, root: str | Path = "results") -> Path:
     """A new folder ``root/SUITE/UTC-STAMP``, created here; a run started in the same second
     gets ``UTC-STAMP-2`` (:func:`vitbench.files.new_folder`): two runs never share one."""
@@ -126,7 +133,7 @@ def run_suite(suite: Suite, *, out_dir: str | Path, overrides: Optional[dict[str
     notify = on_event or (lambda kind, index, row, detail: None)
     out_dir = Path(out_dir)
     run = RunResult(
-        schema=SCHEMA, suite=suite_fingerprint(suite), created_utc=utc_now(),
+        schema=SCHEMA, suite=suite_fingerprint(suite), created_utc=utc_now(), run_id=new_run_id(),
         command=command or [], overrides=dict(overrides or {}),
         conventions={"flops": {c: FLOP_CONVENTIONS[c] for c in sorted(
             {p.row.flops_convention for p in planned})}, "units": UNITS},
