@@ -134,6 +134,18 @@ def test_disk_full_before_the_first_row(suite, tmp_path):
     assert [p.name for p in out.iterdir() if p.name.startswith(".results.json")] == []  # no temp left
 
 
+def test_temp_folder_full_stops_the_run_with_every_row_saved(suite, tmp_path):
+    """Not results.json but a worker's job file cannot be written (a full temp folder): the
+    run stops, results.json holds the one measured row and says why the rest were not."""
+    out = tmp_path / "out"
+    outcome = run_cli(suite, out, "--static-only", env={FULL: "1:*/job.json"})
+    assert_clean_failure(outcome, 4, "job.json: no space left on device",
+                         "stopped after 1 of 3 rows", f"{out}/results.json holds all of them")
+    rows = json.loads((out / "results.json").read_text(encoding="utf-8"))["results"]
+    assert [r["status"] for r in rows] == ["ok", "interrupted", "interrupted"]
+    assert "job.json (no space left on device)" in rows[2]["error"]
+
+
 def test_disk_full_while_plots_are_written_is_a_warning(suite, tmp_path):
     out = tmp_path / "out"
     outcome = run_cli(suite, out, *QUICK, env={FULL: "0:*/plots/*"})
