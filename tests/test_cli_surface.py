@@ -112,3 +112,35 @@ def test_the_command_line_starts_without_torch_scipy_or_pandas():
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           timeout=120)
     assert done.stdout.strip() == "[]", done.stdout + done.stderr
+
+
+def test_table_commands_speak_json_and_can_be_quiet(repo_root, tmp_path):
+    import json
+    import shutil
+
+    from typer.testing import CliRunner
+
+    runner = CliRunner()
+    data = repo_root / "tests" / "data"
+
+    def stdout_of(*args, code=0):
+        done = runner.invoke(app, list(map(str, args)))
+        assert done.exit_code == code, done.output
+        return done.stdout
+
+    assert json.loads(stdout_of("models", "pvt_v2_b0", "--json")) == {"timm": ["pvt_v2_b0"]}
+    assert "timm:pvt_v2_b0" in stdout_of("models", "pvt_v2_b", "--quiet").splitlines()
+    checked = json.loads(stdout_of("validate", data / "tiny.yaml", tmp_path / "missing.yaml",
+                                   "--json", code=2))
+    assert [c["ok"] for c in checked] == [True, False] and checked[0]["buildable"] == 1
+    agreement = json.loads(stdout_of("agreement", data / "report_cpu_b1.json", "--json"))
+    assert agreement["total"]["rows"] > 0 and "share_within" in agreement["total"]
+    assert stdout_of("agreement", data / "report_cpu_b1.json", "--quiet") == ""
+    # a suite's folder of runs: `show` picks the newest
+    for stamp in ("20261201T000000Z", "20261202T000000Z"):
+        (tmp_path / "suite" / stamp).mkdir(parents=True)
+        shutil.copy(data / "report_cpu_b1.json", tmp_path / "suite" / stamp / "results.json")
+    shown = json.loads(stdout_of("show", tmp_path / "suite", "--json"))
+    assert shown["schema"] == "vitbench.result/2"
+    assert stdout_of("show", tmp_path / "suite", "--quiet") == ""
+    assert "latest run" in runner.invoke(app, ["show", str(tmp_path / "suite")]).stderr

@@ -98,6 +98,17 @@ def results_file(path: str | Path) -> Path:
     return path / RESULTS_FILE if path.is_dir() else path
 
 
+def latest_run(path: str | Path) -> Path:
+    """:func:`results_file`, except that a suite's folder of runs (``results/lightweight/``,
+    no results.json of its own) means the newest run in it (folders are UTC stamps)."""
+    path = Path(path)
+    direct = results_file(path)
+    if not path.is_dir() or direct.exists():
+        return direct
+    runs = sorted(path.glob(f"*/{RESULTS_FILE}"), key=lambda p: p.parent.name)
+    return runs[-1] if runs else direct
+
+
 def utc_now() -> str:
     """The current UTC time, ISO 8601 to the second (``2026-11-22T01:02:03+00:00``)."""
     return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")

@@ -7,7 +7,7 @@ from typing import Optional
 
 import typer
 
-from vitbench.cli.app import app, fail
+from vitbench.cli.app import JSON_HELP, QUIET_HELP, app, fail, print_json
 from vitbench.errors import VitbenchError
 from vitbench.files import write_atomic
 
@@ -17,6 +17,8 @@ def agreement(
     results_paths: list[Path] = typer.Argument(
         ..., metavar="RESULTS...", help="results.json files, or the folders holding them"),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="also write the report to FILE.md"),
+    json_output: bool = typer.Option(False, "--json", help=JSON_HELP + " (per suite and total)"),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help=QUIET_HELP),
 ) -> None:
     """Summarise how many measured rows agree with the printed params and GFLOPs.
 
@@ -38,8 +40,26 @@ def agreement(
         runs, _ = load_runs(results_paths)  # a folder means its results.json
     except VitbenchError as exc:
         raise fail(str(exc))
-    text = "\n".join(render_agreement(summarize_agreement(runs))) + "\n"
-    console.print(Markdown(text))
+    summary = summarize_agreement(runs)
+    text = "\n".join(render_agreement(summary)) + "\n"
+    if json_output:
+        print_json(agreement_document(summary))
+    elif not quiet:
+        console.print(Markdown(text))
     if out is not None:
         write_atomic(out, text)
-        console.print(f"written: {out}", markup=False, highlight=False)
+        if not (json_output or quiet):
+            console.print(f"written: {out}", markup=False, highlight=False)
+
+
+def agreement_document(summary) -> dict:
+    """The agreement as plain data: per suite and in total, counts, shares and misses."""
+    import dataclasses
+
+    def one(part) -> dict:
+        doc = dataclasses.asdict(part)
+        doc["share_within"] = {q: part.share(q) for q in part.compared}
+        return doc
+
+    return {"suites": [one(s) for s in summary.suites], "total": one(summary.total),
+            "unexplained": [dataclasses.asdict(m) for m in summary.unexplained]}

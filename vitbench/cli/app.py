@@ -51,6 +51,18 @@ def _root(
     """Options that come before the command (``vitbench --version``)."""
 
 
+#: The two machine/human switches every table-printing command shares.
+JSON_HELP = "print one JSON document on stdout instead of the table"
+QUIET_HELP = "print nothing but errors (the exit code says how it went)"
+
+
+def print_json(document: Any) -> None:
+    """One JSON document on stdout (``json.loads`` of the whole stdout gives it back)."""
+    import json
+
+    typer.echo(json.dumps(document, indent=1, ensure_ascii=False, default=str))
+
+
 def print_error(message: str) -> None:
     """``error: message`` on stderr, one line; the message is shown as written (no markup)."""
     from rich.markup import escape

@@ -7,7 +7,7 @@ from typing import Optional
 
 import typer
 
-from vitbench.cli.app import app, fail, print_error
+from vitbench.cli.app import JSON_HELP, QUIET_HELP, app, fail, print_error, print_json
 from vitbench.errors import ExitCode, VitbenchError
 
 
@@ -16,6 +16,8 @@ def validate(
     suite_paths: list[Path] = typer.Argument(..., metavar="SUITE...", help="suite YAML files"),
     check_models: bool = typer.Option(True, "--check-models/--no-check-models",
                                       help="also check every model name exists in its zoo"),
+    json_output: bool = typer.Option(False, "--json", help=JSON_HELP + " (one entry per file)"),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help=QUIET_HELP),
 ) -> None:
     """Check suite files without measuring anything.
 
@@ -33,6 +35,7 @@ def validate(
     from vitbench.run.runner import check_models as check_model_names, plan
 
     bad = 0
+    report = []
     for path in suite_paths:
         try:
             planned = plan(load_suite(path))
@@ -40,11 +43,18 @@ def validate(
                 check_model_names(planned, str(path))
         except VitbenchError as exc:
             bad += 1
-            print_error(str(exc))
+            report.append({"path": str(path), "ok": False, "error": str(exc)})
+            if not json_output:
+                print_error(str(exc))
             continue
         runnable = sum(p.job is not None for p in planned)
-        out.print(f"[green]ok[/green] {escape(str(path))}: {len(planned)} rows, {runnable} "
-                  f"buildable, {len(planned) - runnable} unavailable", highlight=False)
+        report.append({"path": str(path), "ok": True, "rows": len(planned),
+                       "buildable": runnable, "unavailable": len(planned) - runnable})
+        if not (json_output or quiet):
+            out.print(f"[green]ok[/green] {escape(str(path))}: {len(planned)} rows, {runnable} "
+                      f"buildable, {len(planned) - runnable} unavailable", highlight=False)
+    if json_output:
+        print_json(report)
     if bad:
         raise typer.Exit(ExitCode.BAD_INPUT)
 
@@ -53,6 +63,8 @@ def validate(
 def models(
     pattern: str = typer.Argument("*", help="substring or shell pattern, e.g. 'pvt*' or vit_small"),
     zoo: Optional[list[str]] = typer.Option(None, "--zoo", help="timm | torchvision | vitbench | hf (repeatable) [default: all]"),
+    json_output: bool = typer.Option(False, "--json", help=JSON_HELP + " ({zoo: [names]})"),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="bare zoo:name lines, no headings (for scripts)"),
 ) -> None:
     """Search the model zoos for names to put in a suite.
 
@@ -69,11 +81,16 @@ def models(
     from vitbench.build.zoo import list_models
     from vitbench.cli.console import out
 
-    total = 0
-    for name, names in list_models(pattern, zoo).items():
-        if not names:
+    found = {name: names for name, names in list_models(pattern, zoo).items() if names}
+    total = sum(map(len, found.values()))
+    if json_output:
+        print_json(found)
+    for name, names in found.items():
+        if json_output:
+            break
+        if quiet:
+            typer.echo("\n".join(f"{name}:{model_name}" for model_name in names))
             continue
-        total += len(names)
         out.print(f"[bold]{name}[/bold] ({len(names)})")
         for model_name in names:
             out.print(f"  {escape(name)}:{escape(model_name)}", highlight=False)
