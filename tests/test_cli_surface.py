@@ -144,3 +144,20 @@ def test_table_commands_speak_json_and_can_be_quiet(repo_root, tmp_path):
     assert shown["schema"] == "vitbench.result/2"
     assert stdout_of("show", tmp_path / "suite", "--quiet") == ""
     assert "latest run" in runner.invoke(app, ["show", str(tmp_path / "suite")]).stderr
+
+
+def test_every_help_page_reads_at_80_columns():
+    """Examples keep their lines (click's no-rewrap marker) and nothing runs past 80."""
+    from typer.testing import CliRunner
+
+    runner = CliRunner()
+    commands = ["run", "validate", "models", "show", "report", "agreement", "compare",
+                "baseline", "ab", "gate-selftest", "profile", "sweep", "selfcheck", "schema"]
+    for command in [None, *commands]:
+        args = [command, "--help"] if command else ["--help"]
+        text = runner.invoke(app, args, env={"COLUMNS": "80"}, terminal_width=80).stdout
+        assert text.startswith("Usage:"), (command, text[:300])
+        long_lines = [line for line in text.splitlines() if len(line) > 80]
+        assert long_lines == [], (command, long_lines)
+    run_help = runner.invoke(app, ["run", "--help"], env={"COLUMNS": "80"}).stdout
+    assert "\n    vitbench run suites/lightweight.yaml\n" in run_help  # an example, unwrapped

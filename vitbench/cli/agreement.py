@@ -27,6 +27,7 @@ def agreement(
 
     Example:
 
+    \b
       vitbench agreement /tmp/seedruns/*/results.json --out agreement.md
     """
     from rich.markdown import Markdown

@@ -31,10 +31,10 @@ def report(
 
     Examples:
 
+    \b
       vitbench report results/lightweight/20261122T010203Z
-
-      vitbench report cpu/results.json gpu/results.json --out results/lightweight/cpu+gpu
-
+      vitbench report cpu/results.json gpu/results.json --out \\
+          results/lightweight/cpu+gpu
       vitbench report results/lightweight/*/results.json --format md,csv
     """
     from vitbench.cli.console import out as console

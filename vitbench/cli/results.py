@@ -22,8 +22,8 @@ def show(
 
     Examples:
 
+    \b
       vitbench show results/lightweight/20261122T010203Z
-
       vitbench show results/lightweight --json
     """
     from vitbench.cli.console import err, print_results

@@ -129,13 +129,13 @@ def save_suite_file(suite, overrides: dict[str, Any], path: Path) -> None:
 
 
 def run(
-    suite_path: Optional[Path] = typer.Argument(None, metavar="[SUITE]", help="suite YAML, e.g. suites/lightweight.yaml (or use --model)"),
-    model: Optional[list[str]] = typer.Option(None, "--model", "-m", help="measure this model without a suite file: zoo:name, a bare name meaning timm (repeatable); each at its zoo's default input size unless --image-size"),
+    suite_path: Optional[Path] = typer.Argument(None, metavar="SUITE", help="suite YAML, e.g. suites/lightweight.yaml (or use --model)"),
+    model: Optional[list[str]] = typer.Option(None, "--model", "-m", metavar="NAME", help="measure this model without a suite file: zoo:name, a bare name meaning timm (repeatable); each at its zoo's default input size unless --image-size"),
     save_suite: Optional[Path] = typer.Option(None, "--save-suite", help="also write what ran as a suite YAML (command-line settings folded in), to re-run or commit"),
     json_output: bool = typer.Option(False, "--json", help="print the run as one JSON document (the results.json schema) on stdout instead of the table"),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="no table and no progress; errors and warnings only (the exit code says how it went)"),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="result folder [default: results/SUITE/UTC-STAMP]"),
-    only: Optional[list[str]] = typer.Option(None, "--only", help="measure only this row (repeatable)"),
+    only: Optional[list[str]] = typer.Option(None, "--only", metavar="ROW", help="measure only this row (repeatable)"),
     static_only: bool = typer.Option(False, "--static-only", help="params and GFLOPs only; no timing"),
     in_process: bool = typer.Option(False, "--in-process", help="no worker processes (debugging; no timeout)"),
     plots: bool = typer.Option(True, "--plots/--no-plots", help="also write plots/ and report.html at the end"),
@@ -157,14 +157,14 @@ def run(
 
     Examples:
 
+    \b
       vitbench run suites/lightweight.yaml
-
-      vitbench run suites/lightweight.yaml --only PVTv2-B0 --only ResNet-18 --threads 1
-
-      vitbench run suites/lightweight.yaml --static-only --out /tmp/counts --force
-
-      vitbench run --model timm:pvt_v2_b0 --model resnet18 --save-suite mine.yaml
-
+      vitbench run suites/lightweight.yaml --only PVTv2-B0 --only ResNet-18 \\
+          --threads 1
+      vitbench run suites/lightweight.yaml --static-only --out /tmp/counts \\
+          --force
+      vitbench run --model timm:pvt_v2_b0 --model resnet18 --save-suite \\
+          mine.yaml
       vitbench run --model timm:resnet18 --static-only --json > resnet18.json
     """
     from rich.markup import escape

@@ -68,8 +68,9 @@ def schema(
 
     Examples:
 
+    \b
       vitbench schema results > results.schema.json
-
-      check-jsonschema --schemafile results.schema.json results/lightweight/*/results.json
+      check-jsonschema --schemafile results.schema.json \\
+          results/lightweight/*/results.json
     """
     typer.echo(schema_text(kind.value), nl=False)

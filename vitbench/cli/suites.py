@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from enum import Enum
 from typing import Optional
 
 import typer
@@ -26,6 +27,7 @@ def validate(
 
     Example:
 
+    \b
       vitbench validate suites/*.yaml
     """
     from rich.markup import escape
@@ -59,10 +61,19 @@ def validate(
         raise typer.Exit(ExitCode.BAD_INPUT)
 
 
+class SearchableZoo(str, Enum):
+    """The zoos ``vitbench models`` can list (``python:`` callables cannot be listed)."""
+
+    timm = "timm"
+    torchvision = "torchvision"
+    vitbench = "vitbench"
+    hf = "hf"
+
+
 @app.command()
 def models(
     pattern: str = typer.Argument("*", help="substring or shell pattern, e.g. 'pvt*' or vit_small"),
-    zoo: Optional[list[str]] = typer.Option(None, "--zoo", help="timm | torchvision | vitbench | hf (repeatable) [default: all]"),
+    zoo: Optional[list[SearchableZoo]] = typer.Option(None, "--zoo", help="a zoo to search (repeatable) [default: all]"),
     json_output: bool = typer.Option(False, "--json", help=JSON_HELP + " ({zoo: [names]})"),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="bare zoo:name lines, no headings (for scripts)"),
 ) -> None:
@@ -72,8 +83,8 @@ def models(
 
     Examples:
 
+    \b
       vitbench models pvt
-
       vitbench models 'deit_*_384' --zoo timm
     """
     from rich.markup import escape
@@ -81,7 +92,8 @@ def models(
     from vitbench.build.zoo import list_models
     from vitbench.cli.console import out
 
-    found = {name: names for name, names in list_models(pattern, zoo).items() if names}
+    zoos = [z.value for z in zoo] if zoo else None
+    found = {name: names for name, names in list_models(pattern, zoos).items() if names}
     total = sum(map(len, found.values()))
     if json_output:
         print_json(found)
