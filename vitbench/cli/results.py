@@ -34,8 +34,8 @@ def show(
     if path != results_file(results_path) and not (quiet or json_output):
         err.print(f"showing the latest run in {results_path}: {path.parent.name}",
                   markup=False, highlight=False)
-    try:
-        result = RunResult.load(path)
+    try:  # nothing found: the path as given, so the line says what is missing where
+        result = RunResult.load(path if path.exists() else results_path)
     except VitbenchError as exc:
         raise fail(str(exc), exc.exit_code) from None
     if json_output:
