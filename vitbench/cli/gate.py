@@ -19,6 +19,7 @@ from typing import Any, Callable, Optional
 import typer
 
 from vitbench.cli.app import app, fail
+from vitbench.cli.signals import interrupted, signals_interrupt
 from vitbench.errors import ExitCode, VitbenchError
 from vitbench.files import utc_now, utc_stamp
 from vitbench.gate.config import METRIC_ALIASES, METRICS, GateConfig
@@ -235,12 +236,36 @@ def ab(
         warning = too_few_runs_warning(a, b, runs, options.config.alpha, design)
         if warning:
             err.print(f"[yellow]warning:[/yellow] {escape(warning)}", highlight=False)
-        report, _ = run_ab(a, b, runs, out_dir, overrides=overrides, config=options.config,
-                           confirm_failures=confirm, seed=seed, design=design,
-                           progress=lambda m: err.print(m, markup=False, highlight=False))
+        with signals_interrupt():  # SIGTERM/SIGHUP stop it as Ctrl-C does
+            report, _ = run_ab(a, b, runs, out_dir, overrides=overrides, config=options.config,
+                               confirm_failures=confirm, seed=seed, design=design,
+                               progress=lambda m: err.print(m, markup=False, highlight=False))
     except VitbenchError as exc:  # a DiskError keeps its exit code 4
         raise fail(str(exc), exc.exit_code) from None
+    except KeyboardInterrupt as exc:  # the workers are killed; finished rounds are on disk
+        raise interrupted(exc, kept_rounds(out_dir)) from None
     raise typer.Exit(_emit(report, out_dir, options))
+
+
+def kept_rounds(out_dir: Path) -> str:
+    """What an interrupted ``ab`` left in ``out_dir``, for its one line: its complete
+    lockstep rounds (or fresh runs), else the static counts, else nothing."""
+    import json
+
+    def complete(path: Path) -> bool:
+        try:
+            return json.loads(path.read_text(encoding="utf-8")).get("complete") is True
+        except (OSError, ValueError, AttributeError):
+            return False
+
+    done = {p.parent.name.rsplit("-", 1)[0]
+            for p in out_dir.glob("stage*-*-[AB]/results.json") if complete(p)}
+    if done:
+        kind = "round" if any("round" in name for name in done) else "run"
+        return f"{len(done)} finished {kind}(s) kept in {out_dir}"
+    if any(out_dir.glob("static-[AB]/results.json")):
+        return f"no round finished; the params and GFLOPs counted are in {out_dir}"
+    return "nothing was measured"
 
 
 @app.command("gate-selftest")
@@ -278,11 +303,14 @@ def gate_selftest(
     out_dir = out or Path("results") / "gate-selftest" / utc_stamp()
     rows = [r.strip() for r in inject.split(",") if r.strip()]
     try:
-        result = _written(lambda: run_selftest(
-            rows, out_dir, runs=runs, design=design, from_dir=from_dir, repeat=repeat,
-            trials=trials, n=n, family=family, config=config,
-            progress=lambda m: err.print(m, markup=False, highlight=False)))
+        with signals_interrupt():  # SIGTERM/SIGHUP stop it as Ctrl-C does
+            result = _written(lambda: run_selftest(
+                rows, out_dir, runs=runs, design=design, from_dir=from_dir, repeat=repeat,
+                trials=trials, n=n, family=family, config=config,
+                progress=lambda m: err.print(m, markup=False, highlight=False)))
     except VitbenchError as exc:  # a DiskError keeps its exit code 4
         raise fail(str(exc), exc.exit_code) from None
+    except KeyboardInterrupt as exc:  # the workers are killed; finished rounds are on disk
+        raise interrupted(exc, kept_rounds(out_dir)) from None
     for line in summary_lines(result):
         console.print(line, highlight=False)

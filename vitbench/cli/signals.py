@@ -12,9 +12,12 @@ from __future__ import annotations
 import signal
 import threading
 from contextlib import contextmanager
-from typing import Iterator
+from typing import TYPE_CHECKING, Iterator
 
-from vitbench.errors import Interrupted
+if TYPE_CHECKING:
+    import typer
+
+from vitbench.errors import ExitCode, Interrupted, signal_name_of
 
 #: the signals that stop a command cleanly; those a platform lacks (SIGHUP on Windows) are skipped
 STOP_SIGNALS = ("SIGINT", "SIGTERM", "SIGHUP")
@@ -53,3 +56,13 @@ def signals_interrupt() -> Iterator[None]:
         if not stopped:
             for signum, handler in previous.items():
                 signal.signal(signum, handler if handler is not None else signal.SIG_DFL)
+
+
+def interrupted(exc: KeyboardInterrupt, what: str) -> typer.Exit:
+    """Print the one line of a command that ``exc`` stopped (``interrupted by SIGTERM; WHAT``:
+    what was kept, and where) and return the :class:`typer.Exit` to raise, with the signal's
+    exit code (143, 129, 130)."""
+    from vitbench.cli.app import fail
+
+    return fail(f"interrupted by {signal_name_of(exc)}; {what}",
+                getattr(exc, "exit_code", ExitCode.INTERRUPTED))

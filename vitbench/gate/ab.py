@@ -146,6 +146,7 @@ def measure_lockstep(suite_a: Suite, suite_b: Suite, rounds: int, out_dir: Path,
                      only: Optional[Sequence[str]] = None, seed: int = 0, stage: str = "1",
                      static: Optional[dict[str, RunResult]] = None,
                      progress: Progress = lambda m: None,
+                     saved_ratios: Optional[dict[str, list[float]]] = None,
                      ) -> tuple[list[RunResult], list[RunResult], dict[str, list[float]]]:
     """``rounds`` lockstep rounds: in each, every row present on both sides (and the
     calibration probe, against itself) is timed in a fresh A worker and a fresh B worker in
@@ -156,6 +157,10 @@ def measure_lockstep(suite_a: Suite, suite_b: Suite, rounds: int, out_dir: Path,
     ``static`` (per side, a ``--static-only`` run of the suite) supplies GFLOPs and the rows
     that exist on one side only. Returns the per-side runs and, per row name, one
     ln(B/A) per round.
+
+    ``saved_ratios`` (every stage's saved rounds so far) gets each round's ratios once the
+    round is saved, and is written to ``paired.json`` then: the file on disk always matches
+    the rounds on disk, so an interrupted ``ab`` keeps both.
     """
     from vitbench.env import environment
     from vitbench.gate.lockstep import measure_pair
@@ -181,6 +186,7 @@ def measure_lockstep(suite_a: Suite, suite_b: Suite, rounds: int, out_dir: Path,
                                  environment=env, results=[])
                 for label in "AB"}
         first = "A" if index % 2 == 0 else "B"
+        ratios: dict[str, float] = {}
         for position, name in enumerate(names):
             jobs = {label: planned[label][name].job for label in "AB"}
             if any(job is None for job in jobs.values()):
@@ -195,7 +201,7 @@ def measure_lockstep(suite_a: Suite, suite_b: Suite, rounds: int, out_dir: Path,
                 _add_static(row, (static or {}).get(label))
                 runs[label].results.append(merge_planned(planned[label][name].row, row))
             if outcome.round_log_ratio is not None:
-                paired.setdefault(name, []).append(outcome.round_log_ratio)
+                ratios[name] = outcome.round_log_ratio
         for label in "AB":  # rows of one side only: their static row, for the verdict table
             for name, item in planned[label].items():
                 if name not in planned["B" if label == "A" else "A"] and static and static.get(label):
@@ -205,6 +211,12 @@ def measure_lockstep(suite_a: Suite, suite_b: Suite, rounds: int, out_dir: Path,
             runs[label].complete = True
             runs[label].save(run_folder(out_dir, stage, index, label, LOCKSTEP) / RESULTS_FILE)
             results[label].append(runs[label])
+        for name, ratio in ratios.items():
+            paired.setdefault(name, []).append(ratio)
+            if saved_ratios is not None:
+                saved_ratios.setdefault(name, []).append(ratio)
+        if saved_ratios:
+            write_atomic(out_dir / PAIRED_FILE, json.dumps(saved_ratios, indent=1) + "\n")
     return results["A"], results["B"], paired
 
 
@@ -255,6 +267,7 @@ def run_ab(suite_a: Suite, suite_b: Suite, runs_per_side: int, out_dir: str | Pa
     label_a, label_b = f"A ({suite_a.name})", f"B ({suite_b.name})"
     if design not in DESIGNS:
         raise GateError(f"--design: 'lockstep' or 'runs', not {design!r}")
+    saved_ratios: dict[str, list[float]] = {}  # paired.json as the rounds are saved
 
     def measure(only=None, stage="1", seed_=seed):
         if design == RUNS:
@@ -264,7 +277,7 @@ def run_ab(suite_a: Suite, suite_b: Suite, runs_per_side: int, out_dir: str | Pa
             return a, b, {}
         return measure_lockstep(suite_a, suite_b, runs_per_side, out_dir, overrides=overrides,
                                 only=only, seed=seed_, stage=stage, static=static,
-                                progress=progress)
+                                progress=progress, saved_ratios=saved_ratios)
 
     def decide(a, b, paired):
         return compare_sides(side_from_results(a, label_a, quantiles),

@@ -15,11 +15,19 @@ median. The gate then tests the rounds' ratios (:func:`vitbench.gate.evidence.lo
 Worker protocol (``python -m vitbench.measure.lockstep_worker JOB.json``; one JSON object per line on the
 protocol pipe, everything the model prints goes to stderr):
 
+* worker → ``{"event": "stage", "stage": "import"}`` then ``"build"`` around the import of a
+  ``python:`` module (a worker that dies in between died importing it);
 * worker → ``{"event": "ready", ...}`` once the model is built, moved and called once;
 * ``{"cmd": "warm", "calls": N, "seconds": S}`` → untimed calls, at least N and S seconds;
 * ``{"cmd": "time", "calls": K}`` → ``{"event": "time", "samples_ms": [...]}``, one
   synchronised sample per call (latency mode);
 * ``{"cmd": "finish"}`` → peak memory and environment, then the worker exits.
+
+A worker never outlives this process: it gets ``VITBENCH_PARENT_PID`` and the stdin pipe, and
+dies with its parent as a measure worker does (:mod:`vitbench.measure.lockstep_worker`); an
+interrupt here (Ctrl-C, or SIGTERM/SIGHUP turned into one by the CLI) kills both workers'
+process groups on the way out, and their ``vitbench-*`` temp folder is removed on every
+path, or by the next run's sweep after a SIGKILL (:func:`vitbench.run.workers.owned_temp_dir`).
 """
 
 from __future__ import annotations
@@ -29,7 +37,6 @@ import os
 import select
 import signal
 import subprocess
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -57,16 +64,18 @@ class WorkerGone(Exception):
 class _Worker:
     def __init__(self, job: Job, tmp: Path, label: str):
         from vitbench.build.pythonpath import worker_command
+        from vitbench.measure.worker import PARENT_PID_ENV
         from vitbench.run.workers import worker_env
 
         self.job, self.label = job, label
+        self.stage = ""  # the last stage the worker named: "import" while it imports the model
         job_path = tmp / f"job-{label}.json"
         write_atomic(job_path, job.model_dump_json())
         self.stderr = open(tmp / f"err-{label}.txt", "w+", encoding="utf-8", errors="replace")
         self.proc = subprocess.Popen(
             worker_command("vitbench.measure.lockstep_worker", str(job_path)),
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.stderr,
-            env=worker_env(job), start_new_session=True)
+            env={**worker_env(job), PARENT_PID_ENV: str(os.getpid())}, start_new_session=True)
         self.buffer = b""
 
     def send(self, obj: dict) -> None:
@@ -93,6 +102,9 @@ class _Worker:
                 self.buffer += chunk
         line, self.buffer = self.buffer.split(b"\n", 1)
         message = json.loads(line)
+        if message.get("event") == "stage":
+            self.stage = message.get("stage", "")
+            return self.receive(deadline)
         if message.get("event") == "error":
             raise WorkerGone(message.get("error", "failed"))
         return message
@@ -105,6 +117,8 @@ class _Worker:
         tail = [x for x in self.stderr.read().splitlines()
                 if x.strip() and not is_warning_noise(x)][-3:]
         reason = describe_exit(code) if code is not None else what
+        if self.stage == "import":  # see vitbench.measure.lockstep_worker
+            reason += f" while importing {self.job.model.split(':')[1]}"
         return f"worker {reason}" + (f": {' | '.join(tail)}" if tail else "")
 
     def kill(self) -> None:
@@ -154,6 +168,7 @@ def measure_pair(jobs: dict[str, Job], *, first: str = "A") -> PairOutcome:
     """
     import math
 
+    from vitbench.run.workers import owned_temp_dir, sweep_temp_dirs
     from vitbench.stats import DRIFT_RATIO, summarize, window_spread
 
     labels = [label for label in ("A", "B") if label in jobs]
@@ -162,12 +177,10 @@ def measure_pair(jobs: dict[str, Job], *, first: str = "A") -> PairOutcome:
     samples: dict[str, list[float]] = {label: [] for label in labels}
     finish: dict[str, dict] = {}
     ready: dict[str, dict] = {}
-    with tempfile.TemporaryDirectory(prefix="vitbench-lockstep-") as tmp:
+    sweep_temp_dirs()
+    with owned_temp_dir() as tmp:
         workers: dict[str, _Worker] = {}
-        deadlines = {}
-        for label in labels:  # both start together: imports are not timed
-            workers[label] = _Worker(jobs[label], Path(tmp), label)
-            deadlines[label] = time.monotonic() + jobs[label].timeout_s
+        deadlines = {}  # the parent's budget is each worker's whole life
         alive = []
 
         def drop(label: str, exc: WorkerGone) -> None:
@@ -186,6 +199,9 @@ def measure_pair(jobs: dict[str, Job], *, first: str = "A") -> PairOutcome:
                 return None
 
         try:
+            for label in labels:  # both start together: imports are not timed
+                workers[label] = _Worker(jobs[label], tmp, label)
+                deadlines[label] = time.monotonic() + jobs[label].timeout_s
             for label in labels:
                 try:
                     ready[label] = workers[label].receive(deadlines[label])

@@ -6,20 +6,31 @@ and times each ``time`` command with :func:`~vitbench.measure.timing.time_block`
 per call, the garbage collector off); the first call and warm-up with
 :func:`~vitbench.measure.timing.time_call`.
 Usage (by the parent, not by people): ``python -m vitbench.measure.lockstep_worker JOB.json``.
+
+It never outlives its parent, with the measure worker's guards
+(:func:`~vitbench.measure.worker.die_with_parent`: the parent-death signal, and end-of-file on
+stdin, which a thread watches while it hands the commands over). Its own deadline
+(:func:`~vitbench.measure.worker.arm_deadline`) is a watchdog re-armed by every command, not
+one budget for a life of many blocks: ``timeout_s`` + the grace from start-up to the first
+command and from each command to the next. The parent gives the whole worker ``timeout_s``
+(:mod:`vitbench.gate.lockstep`), so no gap between its commands is longer and the watchdog
+fires only when the parent is stuck or the worker hangs.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import queue
 import sys
 import time
 from pathlib import Path
 
 from vitbench.config.spec import Job
+from vitbench.measure.worker import DEADLINE_GRACE_S, arm_deadline, die_with_parent
 
 
-def _serve(job: Job, proto) -> int:
+def _serve(job: Job, proto, commands: queue.Queue[bytes]) -> int:
     import torch
 
     from vitbench.build import zoo
@@ -34,7 +45,14 @@ def _serve(job: Job, proto) -> int:
 
     with DeviceSession(job) as session:
         try:
+            suite_code = job.model.startswith("python:")
+            if suite_code:
+                # The suite's own code runs here first: if it ends the process, the parent's
+                # last word from this worker is "import" and the row says so.
+                send({"event": "stage", "stage": "import"})
             zoo.import_zoo(job.model)
+            if suite_code:
+                send({"event": "stage", "stage": "build"})
             torch.manual_seed(0)
             module = zoo.build_model(job.model, job.kwargs, job.image_size)
             params = count_params(module)
@@ -60,7 +78,8 @@ def _serve(job: Job, proto) -> int:
             send({"event": "ready", "first_call_ms": first_ns / 1e6, "params": params,
                   "torch_num_threads": torch.get_num_threads()})
             timed_calls = 0
-            for line in sys.stdin:
+            while line := commands.get():  # b"": stdin closed (a worker started by hand)
+                arm_deadline(job.timeout_s + DEADLINE_GRACE_S)
                 cmd = json.loads(line)
                 if cmd["cmd"] == "warm":
                     deadline = time.perf_counter() + float(cmd.get("seconds", 0))
@@ -90,10 +109,13 @@ def _serve(job: Job, proto) -> int:
 def main(argv: list[str]) -> int:
     # The protocol gets its own copy of stdout; fd 1 then points at stderr so that anything
     # a model or library prints cannot corrupt it.
+    commands: queue.Queue[bytes] = queue.Queue()
+    die_with_parent(commands)
     proto = os.fdopen(os.dup(1), "w", encoding="utf-8")
     os.dup2(2, 1)
     job = Job.model_validate_json(Path(argv[0]).read_text(encoding="utf-8"))
-    return _serve(job, proto)
+    arm_deadline(job.timeout_s + DEADLINE_GRACE_S)
+    return _serve(job, proto, commands)
 
 
 if __name__ == "__main__":

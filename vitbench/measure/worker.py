@@ -11,7 +11,8 @@ A worker never outlives its parent or its budget: started by the runner (which s
 the parent dies, exits at once if the parent is already gone, and exits when its stdin
 reaches end-of-file (the parent's end closed: the portable fallback). It also arms its own
 deadline, ``timeout_s`` + :data:`DEADLINE_GRACE_S`, so a hung worker dies even when the
-parent is stuck.
+parent is stuck. The lockstep worker (:mod:`vitbench.measure.lockstep_worker`) uses the same
+two guards, its commands arriving through the stdin watcher.
 """
 
 from __future__ import annotations
@@ -23,6 +24,10 @@ import signal
 import sys
 import threading
 from pathlib import Path
+from typing import TYPE_CHECKING, Optional
+
+if TYPE_CHECKING:
+    import queue
 
 #: the parent's pid, set by :func:`vitbench.run.workers.run_worker`; without it (a worker
 #: started by hand) nothing watches the parent
@@ -35,13 +40,21 @@ ORPHANED = 3
 PR_SET_PDEATHSIG = 1
 
 
-def die_with_parent() -> None:
+def die_with_parent(lines: Optional[queue.Queue[bytes]] = None) -> None:
     """Tie this process's life to the parent named by ``VITBENCH_PARENT_PID``: the kernel's
     parent-death signal (Linux), a check that closes the race with a parent that died before
-    it was set, and a thread that exits when stdin (a pipe the parent holds) closes."""
+    it was set, and a thread that exits when stdin (a pipe the parent holds) closes.
+
+    With ``lines``, stdin also carries the parent's commands (the lockstep worker): the thread
+    puts each line it reads on ``lines``, so end-of-file is seen even while the main thread
+    is busy measuring. Without ``VITBENCH_PARENT_PID`` nothing watches the parent, but
+    ``lines`` is still fed (a worker started by hand)."""
     try:
         parent = int(os.environ.get(PARENT_PID_ENV, ""))
     except ValueError:
+        if lines is not None:
+            threading.Thread(target=read_stdin, args=(lines, False), name="vitbench-commands",
+                             daemon=True).start()
         return
     if sys.platform.startswith("linux"):
         try:
@@ -52,18 +65,27 @@ def die_with_parent() -> None:
             pass  # the pipe below still ends the worker
     if os.getppid() != parent:
         os._exit(ORPHANED)
-    threading.Thread(target=exit_when_stdin_closes, name="vitbench-parent-pipe",
+    threading.Thread(target=read_stdin, args=(lines, True), name="vitbench-parent-pipe",
                      daemon=True).start()
 
 
-def exit_when_stdin_closes() -> None:
-    """Block on stdin; end-of-file means the parent (the only writer) is gone."""
+def read_stdin(lines: Optional[queue.Queue[bytes]], exit_at_end: bool) -> None:
+    """Block on stdin, handing each line to ``lines`` (if given). End-of-file means the
+    parent (the only writer) is gone: exit with :data:`ORPHANED` when ``exit_at_end``, else
+    put ``b""`` on ``lines``."""
+    buffer = b""
     try:
-        while os.read(0, 4096):
-            pass
+        while chunk := os.read(0, 65536):
+            if lines is not None:
+                *whole, buffer = (buffer + chunk).split(b"\n")
+                for line in whole:
+                    lines.put(line)
     except OSError:
         pass
-    os._exit(ORPHANED)
+    if exit_at_end:
+        os._exit(ORPHANED)
+    if lines is not None:
+        lines.put(b"")
 
 
 def arm_deadline(seconds: float) -> None:
