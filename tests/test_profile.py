@@ -48,8 +48,9 @@ def test_depth_limits_the_rows():
     assert max(m.depth for m in shallow.modules) == 1
 
 
-def test_uncountable_op_appears_in_cli_output():
-    result = runner.invoke(app, ["profile", "python:tests.test_counting:solver_model", "--format", "md"])
+def test_uncountable_op_appears_in_cli_output(repo_root):
+    result = runner.invoke(app, ["profile", "python:tests.test_counting:solver_model", "--format", "md",
+                                 "--python-path", str(repo_root)])  # not the working directory
     assert result.exit_code == 0, result.output
     assert "aten::linalg_solve" in result.output
     assert "may carry MACs" in result.output

@@ -18,6 +18,13 @@ A worker's import path (``sys.path``) is, in this order:
 So a stray ``fvcore.py``, ``timm.py`` or ``torch.py`` in the working directory is never
 imported, and one beside the suite loses to the installed package of that name.
 
+The commands that build ``python:`` models in vitbench's own process (``run --in-process``,
+``profile``, ``sweep``'s counting, ``selfcheck``'s in-process timing) search the same
+folders, appended after the installed packages by :func:`use_python_path`: a suite's folder
+and ``python_path:`` for a suite row; ``--python-path`` for a model named on the command
+line. They locate the module there first (:func:`vitbench.build.zoo.check_model`), so one
+found only in the working directory is refused, never imported.
+
 Not ``python -I``: isolated mode also drops the user's site-packages (``pip install
 --user``), where torch may live. The worker starts as ``python -c BOOTSTRAP MODULE ARGS…``;
 the bootstrap removes the working-directory entry before it imports anything, then runs
@@ -113,10 +120,11 @@ def python_path_folders(env: Optional[Mapping[str, str]] = None) -> list[str]:
     return [p for p in env.get(PYTHON_PATH_ENV, "").split(os.pathsep) if p]
 
 
-def use_python_path() -> None:
+def use_python_path(folders: Optional[Sequence[str]] = None) -> None:
     """Append the python path's folders to ``sys.path``, after the installed packages; a
-    folder already on ``sys.path`` keeps its place."""
-    for folder in python_path_folders():
+    folder already on ``sys.path`` keeps its place. ``folders`` (absolute) are those of an
+    in-process build; by default, a worker's (:data:`PYTHON_PATH_ENV`)."""
+    for folder in python_path_folders() if folders is None else folders:
         if folder not in sys.path:
             sys.path.append(folder)
 

@@ -133,15 +133,15 @@ def suggest(name: str, candidates: Sequence[str], n: int = 5) -> list[str]:
     return close
 
 
-def check_model(model: str, python_path: Sequence[str] = ()) -> None:
+def check_model(model: str, python_path: Sequence[str] = (), hint: str = "") -> None:
     """Raise :class:`UnknownModelError` (with close names) if ``model`` names nothing.
 
     A ``python:pkg.mod:fn`` model is located, not imported: nothing of ``pkg`` or ``pkg.mod``
     is executed, only file-system look-ups over the installed packages, then ``python_path``
     (the suite's folder and ``python_path:``) and ``PYTHONPATH``, as a worker searches them
     (:func:`vitbench.build.pythonpath.locate_module`). Whether ``fn`` exists and is callable
-    can only be known by importing, so the worker checks it (a failed row if not).
-    """
+    can only be known by importing, so the worker checks it (a failed row if not). ``hint``
+    says where to put a module not found (default: beside the suite)."""
     zoo, ident = model.split(":", 1)
     if zoo == "python":
         module_name = ident.split(":", 1)[0]
@@ -149,9 +149,9 @@ def check_model(model: str, python_path: Sequence[str] = ()) -> None:
         spec, missing = locate_module(module_name, folders)
         if spec is None:
             where = ", ".join(folders) or "nothing else"
-            raise UnknownModelError(
-                f"{model}: no module {missing!r} in the installed packages or the python path "
-                f"({where}); put it beside the suite or list its folder under python_path:")
+            hint = hint or "put it beside the suite or list its folder under python_path:"
+            raise UnknownModelError(f"{model}: no module {missing!r} in the installed packages "
+                                    f"or the python path ({where}); {hint}")
         return
     try:
         names = ZOO_TABLE[zoo].names()

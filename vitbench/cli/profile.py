@@ -29,6 +29,10 @@ def profile(
     fmt: Optional[ExportFormat] = typer.Option(
         None, "--format", help="export format [default: a tree on the terminal]"),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="write the export here (format from --format or the suffix)"),
+    python_path: Optional[list[Path]] = typer.Option(
+        None, "--python-path", exists=True, file_okay=False,
+        help="folder searched for a python: MODEL after the installed packages (repeatable; "
+             "never the working directory); a suite row uses its suite's folders"),
 ) -> None:
     """Show where a model's parameters and GFLOPs go, module by module.
 
@@ -57,7 +61,8 @@ def profile(
     size = parse_image_size(image_size)
     try:
         result = profile_model(target, image_size=(size, size) if isinstance(size, int) else size,
-                               convention=flops_convention, max_depth=depth)
+                               convention=flops_convention, max_depth=depth,
+                               python_path=[str(p) for p in python_path or ()])
     except VitbenchError as exc:
         raise fail(str(exc)) from None
     if fmt is None:

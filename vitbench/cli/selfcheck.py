@@ -9,6 +9,7 @@ from typing import Optional
 import typer
 
 from vitbench.cli.app import app
+from vitbench.cli.signals import interrupted, signals_interrupt
 
 
 def _ratio(check: dict, key: str) -> str:
@@ -30,6 +31,10 @@ def selfcheck(
     min_time: float = typer.Option(3.0, "--min-time", min=0.1, help="seconds each method times each model, at least (split over the rounds)"),
     rounds: int = typer.Option(20, "--rounds", min=1, help="interleaved rounds: every method once per round, so drift hits all alike"),
     out: Path = typer.Option(Path("selfcheck.json"), "--out", "-o", help="where to write the JSON report"),
+    python_path: Optional[list[Path]] = typer.Option(
+        None, "--python-path", exists=True, file_okay=False,
+        help="folder searched for a python: model after the installed packages (repeatable; "
+             "never the working directory)"),
 ) -> None:
     """Check the harness: vitbench's median vs a bare perf_counter loop, timm's method and
     torch.utils.benchmark, in one process; then the spread over K fresh processes.
@@ -45,9 +50,15 @@ def selfcheck(
     from vitbench.files import write_atomic
     from vitbench.tools.selfcheck import DEFAULT_MODELS, run_selfcheck
 
-    report = run_selfcheck(models or DEFAULT_MODELS, threads=threads, image_size=image_size,
-                           invocation_count=invocation_count, min_time_s=min_time, rounds=rounds,
-                           on_progress=lambda message: err.print(message, style="dim", markup=False))
+    try:
+        with signals_interrupt():  # SIGTERM/SIGHUP stop it as Ctrl-C does
+            report = run_selfcheck(
+                models or DEFAULT_MODELS, threads=threads, image_size=image_size,
+                invocation_count=invocation_count, min_time_s=min_time, rounds=rounds,
+                python_path=[str(p) for p in python_path or ()],
+                on_progress=lambda message: err.print(message, style="dim", markup=False))
+    except KeyboardInterrupt as exc:  # a worker timing a model is killed on the way out
+        raise interrupted(exc, f"nothing was written ({out} is written at the end)") from None
     stdout.print(selfcheck_table(report, image_size=image_size, threads=threads,
                                  invocation_count=invocation_count))
     stdout.print("÷ = vitbench / reference from the per-round ratios of interleaved rounds "

@@ -9,6 +9,7 @@ from typing import Optional
 import typer
 
 from vitbench.cli.app import app, fail
+from vitbench.cli.signals import interrupted, signals_interrupt
 from vitbench.conventions import FLOP_CONVENTIONS, FlopConvention
 from vitbench.errors import ExitCode
 from vitbench.files import utc_stamp
@@ -30,6 +31,10 @@ def sweep(
                                                     help="what GFLOPs count"),
     out: Optional[Path] = typer.Option(None, "--out", "-o",
                                        help="folder for sweep.json/.csv/.png [default: results/sweep/UTC-STAMP]"),
+    python_path: Optional[list[Path]] = typer.Option(
+        None, "--python-path", exists=True, file_okay=False,
+        help="folder searched for a python: MODEL after the installed packages (repeatable; "
+             "never the working directory)"),
 ) -> None:
     """How GFLOPs (and with --time latency and memory) grow with resolution.
 
@@ -50,24 +55,32 @@ def sweep(
     from vitbench.errors import VitbenchError
     from vitbench.tools.sweep import TOKEN_STRIDE, parse_sizes, sweep as run_sweep, write_outputs
 
+    out = out or Path("results") / "sweep" / utc_stamp()
+    results = []
     try:
         sizes = parse_sizes(image_size)
         extra = json.loads(kwargs) if kwargs else {}
         if not isinstance(extra, dict):
             raise VitbenchError("--kwargs: expected a JSON object")
-        results = []
-        for model in models:
-            results.append(run_sweep(
-                model, sizes, extra, convention=flops_convention, time=time, threads=threads,
-                warmup=warmup, repeat=repeat,
-                on_point=lambda m, model=model: err.print(f"{model}: {m}", style="dim",
-                                                          markup=False, highlight=False)))
-            print_sweep(results[-1], timed=time)
+        with signals_interrupt():  # SIGTERM/SIGHUP stop it as Ctrl-C does
+            for model in models:
+                results.append(run_sweep(
+                    model, sizes, extra, convention=flops_convention, time=time,
+                    threads=threads, warmup=warmup, repeat=repeat,
+                    python_path=[str(p) for p in python_path or ()],
+                    on_point=lambda m, model=model: err.print(f"{model}: {m}", style="dim",
+                                                              markup=False, highlight=False)))
+                print_sweep(results[-1], timed=time)
     except json.JSONDecodeError as exc:
         raise fail(f"--kwargs: not valid JSON ({exc.msg})") from None
     except VitbenchError as exc:
-        raise fail(str(exc)) from None
-    paths = write_outputs(results, out or Path("results") / "sweep" / utc_stamp())
+        raise fail(str(exc), exc.exit_code) from None
+    except KeyboardInterrupt as exc:  # a worker timing a size is killed on the way out
+        if not results:
+            raise interrupted(exc, "nothing was written") from None
+        write_outputs(results, out)
+        raise interrupted(exc, f"the {len(results)} finished model(s) are in {out}") from None
+    paths = write_outputs(results, out)
     console.print(f"tokens = H·W/{TOKEN_STRIDE}²; GFLOPs = 10⁹ multiply-accumulates, batch 1, "
                   f"{flops_convention}: {FLOP_CONVENTIONS[flops_convention]}", markup=False,
                   highlight=False)

@@ -180,8 +180,10 @@ def run_suite(suite: Suite, *, out_dir: str | Path, overrides: Optional[dict[str
             notify("start", index, item.row, "")
             stage_cb = (lambda stage, i=index, r=item.row: notify("stage", i, r, stage))
             if in_process:
+                from vitbench.build.pythonpath import use_python_path
                 from vitbench.measure.job import measure_job
 
+                use_python_path(item.job.python_path)  # where a worker finds python: modules
                 measured = measure_job(item.job, stage_cb)
             else:
                 measured = more_processes(item.job, run_worker(item.job, stage_cb), stage_cb)

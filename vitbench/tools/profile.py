@@ -6,13 +6,17 @@ norms per convention), so a ViT's ``blocks.N.attn`` shows its projections (``lin
 and its attention products (``scaled_dot_product_attention``, or ``matmul`` when the
 attention is written out) separately. The model-level total is also cross-checked with the
 second counter, and every op either counter skipped is listed with its call count.
+
+The model is built in this process: a ``python:`` model is searched, after the installed
+packages, in its suite's folders (``SUITE.yaml:ROW``) or the ``python_path`` given (a model
+named directly), never in the working directory (:mod:`vitbench.build.inprocess`).
 """
 
 from __future__ import annotations
 
 import warnings
 from dataclasses import asdict, dataclass, field
-from typing import Any, Optional
+from typing import Any, Optional, Sequence
 
 from vitbench.conventions import describe_convention
 from vitbench.errors import VitbenchError
@@ -161,13 +165,24 @@ def _default_size(model: str) -> tuple[int, int]:
 
 def profile_model(target: str, *, image_size: Optional[tuple[int, int]] = None,
                   convention: Optional[str] = None, max_depth: Optional[int] = None,
-                  kwargs: Optional[dict] = None) -> Profile:
-    """Build ``target`` (random weights) and profile one image at ``image_size``."""
+                  kwargs: Optional[dict] = None, python_path: Sequence[str] = ()) -> Profile:
+    """Build ``target`` (random weights) and profile one image at ``image_size``.
+    ``python_path``: folders searched for a ``python:`` model named directly (a suite row's
+    are its suite's folder and ``python_path:``)."""
     import torch
 
     from vitbench.build import zoo
+    from vitbench.build.inprocess import PYTHON_PATH_HINT, command_line_path, use_in_process
 
     model, suite_kwargs, size, convention = resolve_target(target, image_size, convention)
+    suite_file = next((target.split(suffix, 1)[0] + suffix[:-1]
+                       for suffix in (".yaml:", ".yml:") if suffix in target), None)
+    if suite_file is not None:
+        from vitbench.config.suite import load_suite, python_path as suite_python_path
+
+        use_in_process(model, suite_python_path(load_suite(suite_file)))
+    else:
+        use_in_process(model, command_line_path(python_path), PYTHON_PATH_HINT)
     torch.manual_seed(0)
     module = zoo.build_model(model, {**suite_kwargs, **(kwargs or {})}, size)
     inputs = zoo.example_inputs(module, 1, size)

@@ -22,6 +22,10 @@ Two measurements, per model (random weights, batch 1, fixed threads):
 
 Each timing also records the CPU other processes used meanwhile (``foreign_cpu_pct``), since
 on a shared machine contention, not the harness, usually decides the spread.
+
+A ``python:`` model is searched after the installed packages in ``python_path``
+(``--python-path``) and ``PYTHONPATH``, never the working directory, in this process and in
+the workers alike (:mod:`vitbench.build.inprocess`).
 """
 
 from __future__ import annotations
@@ -30,7 +34,7 @@ import math
 import statistics
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Optional, Sequence
 
 from vitbench.config.spec import Job
 
@@ -110,21 +114,26 @@ def _measured(fn: Callable[[], dict[str, Any]]) -> dict[str, Any]:
     return result
 
 
-def selfcheck_job(model: str, *, threads: int, image_size: int, **timing: Any) -> Job:
+def selfcheck_job(model: str, *, threads: int, image_size: int,
+                  python_path: Sequence[str] = (), **timing: Any) -> Job:
     """The job selfcheck times: ``model`` on the CPU at batch 1, timing only (no FLOP count);
     ``timing`` sets protocol fields (``warmup``, ``repeat``, ...). Every other setting is the
-    built-in default, resolved as a suite's row is."""
+    built-in default, resolved as a suite's row is; ``python_path`` replaces the folder of a
+    suite (there is none: not the working directory)."""
+    from vitbench.build.inprocess import command_line_path
+
     from vitbench.config.spec import ModelEntry, Suite
     from vitbench.config.suite import resolve_jobs
 
     entry = ModelEntry(name=model, model=model, image_size=image_size, batch_size=1,
                        device="cpu", threads=threads, processes=1, **timing)
     job = resolve_jobs(Suite(name="selfcheck", models=[entry]), entry)[0]
-    return job.model_copy(update={"count": False})
+    return job.model_copy(update={"count": False, "python_path": command_line_path(python_path)})
 
 
 def agreement(model: str, *, threads: int = 1, image_size: int = 224, warmup: int = 10,
-              min_time_s: float = 1.5, repeat: int = 30, rounds: int = 5) -> Check:
+              min_time_s: float = 1.5, repeat: int = 30, rounds: int = 5,
+              python_path: Sequence[str] = ()) -> Check:
     """Time one model four ways in this process, in interleaved rounds (module docstring).
 
     ``min_time_s`` and ``repeat`` are per method per round.
@@ -132,23 +141,26 @@ def agreement(model: str, *, threads: int = 1, image_size: int = 224, warmup: in
     from vitbench.measure.session import DeviceSession
 
     check = Check(model=model, threads=threads, image_size=image_size)
-    with DeviceSession(selfcheck_job(model, threads=threads, image_size=image_size)) as session:
+    job = selfcheck_job(model, threads=threads, image_size=image_size, python_path=python_path)
+    with DeviceSession(job) as session:
         _agree(check, session, warmup=warmup, min_time_s=min_time_s, repeat=repeat,
-               rounds=rounds)
+               rounds=rounds, python_path=job.python_path)
     return check
 
 
 def _agree(check: Check, session, *, warmup: int, min_time_s: float, repeat: int,
-           rounds: int) -> None:
+           rounds: int, python_path: Sequence[str]) -> None:
     import torch
     import torch.utils.benchmark as tbench
 
     from vitbench.build import zoo
+    from vitbench.build.inprocess import PYTHON_PATH_HINT, use_in_process
     from vitbench.measure.timing import Protocol, time_calls
     from vitbench.stats import summarize
 
     size = (check.image_size, check.image_size)
     try:
+        use_in_process(check.model, python_path, PYTHON_PATH_HINT)
         torch.manual_seed(0)
         module = zoo.build_model(check.model, {}, size)
         inputs = zoo.example_inputs(module, 1, size)
@@ -227,12 +239,13 @@ def _agree(check: Check, session, *, warmup: int, min_time_s: float, repeat: int
 
 
 def invocations(check: Check, count: int, *, warmup: int = 10, min_time_s: float = 1.5,
-                repeat: int = 30, timeout_s: float = 300) -> None:
+                repeat: int = 30, timeout_s: float = 300, python_path: Sequence[str] = ()) -> None:
     """Time ``check.model`` in ``count`` fresh worker processes; fills ``check.invocations``."""
     from vitbench.run.workers import run_worker
 
     job = selfcheck_job(check.model, threads=check.threads, image_size=check.image_size,
-                        warmup=warmup, repeat=repeat, min_time_s=min_time_s, timeout_s=timeout_s)
+                        warmup=warmup, repeat=repeat, min_time_s=min_time_s, timeout_s=timeout_s,
+                        python_path=python_path)
     for index in range(count):
         started = time.perf_counter()
         row = run_worker(job)
@@ -250,6 +263,7 @@ def invocations(check: Check, count: int, *, warmup: int = 10, min_time_s: float
 
 def run_selfcheck(models=DEFAULT_MODELS, *, threads: int = 1, image_size: int = 224,
                   invocation_count: int = 3, min_time_s: float = 3.0, rounds: int = 20,
+                  python_path: Sequence[str] = (),
                   on_progress: Callable[[str], None] = lambda message: None) -> dict[str, Any]:
     """Agreement for every model, then the fresh-process spread; a JSON-ready report."""
     from vitbench.env import environment
@@ -261,12 +275,12 @@ def run_selfcheck(models=DEFAULT_MODELS, *, threads: int = 1, image_size: int = 
         on_progress(f"{model}: timing four ways in this process")
         checks.append(agreement(model, threads=threads, image_size=image_size,
                                 min_time_s=min_time_s / rounds, repeat=max(5, 30 // rounds),
-                                rounds=rounds))
+                                rounds=rounds, python_path=python_path))
     for check in checks:
         if check.error or invocation_count < 1:
             continue
         on_progress(f"{check.model}: {invocation_count} fresh worker processes")
-        invocations(check, invocation_count, min_time_s=min_time_s)
+        invocations(check, invocation_count, min_time_s=min_time_s, python_path=python_path)
     from vitbench.env import load_average
 
     env["load_average_1m_after"] = load_average()

@@ -19,6 +19,10 @@ The local exponent between neighbouring sizes shows the trend as sizes grow.
 
 With ``time=True`` each size also runs in its own worker process (:func:`vitbench.run.runner.run_worker`)
 with a short protocol (few repeats), giving median latency and peak memory.
+
+A ``python:`` model is searched after the installed packages in ``python_path``
+(``--python-path``) and ``PYTHONPATH``, never the working directory, both when counting here
+and when timing in workers (:mod:`vitbench.build.inprocess`).
 """
 
 from __future__ import annotations
@@ -27,7 +31,7 @@ import math
 import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Optional, Sequence
 
 from vitbench.errors import VitbenchError
 from vitbench.files import write_atomic
@@ -177,7 +181,7 @@ def local_exponents(points: list[SweepPoint]) -> list[Optional[float]]:
 
 
 def _time_points(model: str, kwargs: dict[str, Any], points: list[SweepPoint], *,
-                 threads: Optional[int], warmup: int, repeat: int,
+                 threads: Optional[int], warmup: int, repeat: int, python_path: list[str],
                  on_point: Callable[[str], None]) -> None:
     from vitbench.config.plan import plan
     from vitbench.run.workers import run_worker
@@ -191,7 +195,7 @@ def _time_points(model: str, kwargs: dict[str, Any], points: list[SweepPoint], *
                   defaults=Settings(warmup=warmup, repeat=repeat, min_time_s=0, threads=threads))
     by_name = {f"{p.height}x{p.width}": p for p in points}
     for item in plan(suite):
-        job = item.job
+        job = item.job.model_copy(update={"python_path": python_path})  # not the cwd
         if "count" in type(job).model_fields:  # time only: the sweep has counted already
             job = job.model_copy(update={"count": False})
         on_point(f"timing {item.entry.name}")
@@ -206,20 +210,22 @@ def _time_points(model: str, kwargs: dict[str, Any], points: list[SweepPoint], *
 
 def sweep(model: str, sizes: list[SizeT], kwargs: Optional[dict[str, Any]] = None, *,
           convention: str = "matmul-only", time: bool = False, threads: Optional[int] = None,
-          warmup: int = 2, repeat: int = 5,
+          warmup: int = 2, repeat: int = 5, python_path: Sequence[str] = (),
           on_point: Callable[[str], None] = lambda message: None) -> SweepResult:
-    """Count ``model`` at every size (and time it with ``time=True``); fit the exponents."""
-    from vitbench.build.zoo import check_model
+    """Count ``model`` at every size (and time it with ``time=True``); fit the exponents.
+    ``python_path``: the folders searched for a ``python:`` model (``--python-path``)."""
+    from vitbench.build.inprocess import PYTHON_PATH_HINT, command_line_path, use_in_process
 
     kwargs = dict(kwargs or {})
-    check_model(model)
+    folders = command_line_path(python_path)
+    use_in_process(model, folders, PYTHON_PATH_HINT)
     points = []
     for size in sizes:
         on_point(f"counting {size[0]}x{size[1]}")
         points.append(count_at(model, kwargs, size, convention))
     if time:
         _time_points(model, kwargs, points, threads=threads, warmup=warmup, repeat=repeat,
-                     on_point=on_point)
+                     python_path=folders, on_point=on_point)
     tokens = [p.tokens for p in points]
     result = SweepResult(model=model, kwargs=kwargs, points=points, convention=convention)
     result.fits = {
