@@ -88,19 +88,27 @@ def read_stdin(lines: Optional[queue.Queue[bytes]], exit_at_end: bool) -> None:
         lines.put(b"")
 
 
+#: the fallback deadline's timer (no ``alarm``), cancelled when the deadline is re-armed
+_deadline_timer: Optional[threading.Timer] = None
+
+
 def arm_deadline(seconds: float) -> None:
     """Die ``seconds`` from now whatever the process is doing: SIGALRM with its default
     action (the kernel ends the process, even inside C code holding the GIL); where there is
-    no ``alarm`` (Windows), a daemon thread that calls ``os._exit``."""
+    no ``alarm`` (Windows), a daemon thread that calls ``os._exit``. Calling it again
+    replaces the deadline (the lockstep worker's watchdog)."""
+    global _deadline_timer
     if not math.isfinite(seconds) or seconds <= 0:
         return
     if hasattr(signal, "alarm"):
         signal.signal(signal.SIGALRM, signal.SIG_DFL)
         signal.alarm(min(math.ceil(seconds), 2**31 - 1))
         return
-    timer = threading.Timer(seconds, os._exit, args=(128 + 14,))
-    timer.daemon = True
-    timer.start()
+    if _deadline_timer is not None:
+        _deadline_timer.cancel()
+    _deadline_timer = threading.Timer(seconds, os._exit, args=(128 + 14,))
+    _deadline_timer.daemon = True
+    _deadline_timer.start()
 
 
 def main(argv: list[str]) -> int:
