@@ -14,7 +14,7 @@ import functools
 import inspect
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Literal, Optional
 
 import typer
 
@@ -44,7 +44,7 @@ GATE_OPTIONS: dict[str, tuple[Any, Any]] = {
     "cuda_memory_tol": (float, typer.Option(_DEFAULTS.cuda_memory_tol_mib, "--cuda-memory-tol", help="CUDA peak-allocated tolerance, MiB")),
     "quantile": (Optional[float], typer.Option(None, "--quantile", help="per-run latency statistic [default: 0.2 CPU, 0.5 GPU]")),
     "metrics": (Optional[str], typer.Option(None, "--metrics", help=f"comma list of {','.join(METRICS)} (or latency, memory) [all]")),
-    "on_inconclusive": (str, typer.Option("fail", "--on-inconclusive", help="exit for INCONCLUSIVE/NOT_COMPARABLE: fail (3), pass (0), regression (1)")),
+    "on_inconclusive": (Literal["fail", "pass", "regression"], typer.Option("fail", "--on-inconclusive", help="exit for INCONCLUSIVE/NOT_COMPARABLE: fail (3), pass (0), regression (1)")),
 }
 
 
@@ -148,9 +148,11 @@ def compare(
 
     Examples:
 
-      vitbench compare results/baselines/ci-smoke.json /tmp/smoke/results.json --metrics params,gflops
-
-      vitbench compare base.json run1/results.json run2/results.json --markdown verdict.md
+    \b
+      vitbench compare results/baselines/ci-smoke.json \\
+          /tmp/smoke/results.json --metrics params,gflops
+      vitbench compare base.json run1/results.json run2/results.json \\
+          --markdown verdict.md
     """
     from vitbench.gate import compare_sides, load_side
 
@@ -176,7 +178,9 @@ def baseline(
 
     Example:
 
-      vitbench baseline results/ci-smoke/*/results.json --out results/baselines/ci-smoke.json
+    \b
+      vitbench baseline results/ci-smoke/*/results.json --out \\
+          results/baselines/ci-smoke.json
     """
     from vitbench.cli.console import out as console
     from vitbench.gate import build_baseline, load_results
@@ -198,7 +202,7 @@ def ab(
     suite_a: Path = typer.Argument(..., metavar="SUITE_A", help="baseline suite YAML"),
     suite_b: Path = typer.Argument(..., metavar="SUITE_B", help="candidate suite YAML (rows matched by name)"),
     runs: int = typer.Option(12, "--runs", "-n", min=2, help="rounds (lockstep) or fresh runs per side"),
-    design: str = typer.Option("lockstep", "--design", help="lockstep: A and B workers timed in alternating blocks, paired per round (robust to a drifting machine); runs: whole-suite fresh runs per side, A B B A"),
+    design: Literal["lockstep", "runs"] = typer.Option("lockstep", "--design", help="lockstep: A and B workers timed in alternating blocks, paired per round (robust to a drifting machine); runs: whole-suite fresh runs per side, A B B A"),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="folder for the runs and the verdict [default: results/ab/UTC-STAMP]"),
     threads: Optional[int] = typer.Option(None, "--threads", min=1, help="CPU threads (1 recommended on small shared machines)"),
     repeat: Optional[int] = typer.Option(None, "--repeat", min=1, help="timed iterations per model per run"),
@@ -219,7 +223,9 @@ def ab(
 
     Example:
 
-      vitbench ab suites/main.yaml suites/pr.yaml --runs 12 --threads 1 --markdown verdict.md
+    \b
+      vitbench ab suites/main.yaml suites/pr.yaml --runs 12 --threads 1 \\
+          --markdown verdict.md
     """
     from rich.markup import escape
 
@@ -271,7 +277,7 @@ def kept_rounds(out_dir: Path) -> str:
 @app.command("gate-selftest")
 def gate_selftest(
     runs: int = typer.Option(12, "--runs", "-n", min=2, help="real lockstep rounds (or runs per side with --design runs)"),
-    design: str = typer.Option("lockstep", "--design", help="lockstep or runs (as `vitbench ab`)"),
+    design: Literal["lockstep", "runs"] = typer.Option("lockstep", "--design", help="lockstep or runs (as `vitbench ab`)"),
     inject: str = typer.Option("aa,lat10,lat20,mem8,linear", "--inject", help="rows: aa,lat5,lat10,lat20,mem8,linear"),
     from_dir: Optional[Path] = typer.Option(None, "--from", help="re-analyse a previous selftest/ab folder instead of measuring"),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="folder for runs and selftest.json [default: results/gate-selftest/UTC-STAMP]"),

@@ -43,9 +43,10 @@ def profile(
 
     Examples:
 
+    \b
       vitbench profile timm:vit_small_patch16_224 --depth 3
-
-      vitbench profile suites/lightweight.yaml:PVTv2-B0 --format csv --out pvt.csv
+      vitbench profile suites/lightweight.yaml:PVTv2-B0 --format csv --out \\
+          pvt.csv
     """
     from vitbench.cli.console import out as console
     from vitbench.errors import VitbenchError

@@ -24,7 +24,7 @@ def _fmt(value: Optional[float], digits: int = 2) -> str:
 
 @app.command()
 def selfcheck(
-    models: Optional[list[str]] = typer.Option(None, "--model", "-m", help="zoo:name (repeatable) [default: resnet18, deit_tiny, pvt_v2_b0]"),
+    models: Optional[list[str]] = typer.Option(None, "--model", "-m", metavar="NAME", help="zoo:name (repeatable) [default: resnet18, deit_tiny, pvt_v2_b0]"),
     threads: int = typer.Option(1, "--threads", min=1, help="CPU threads for every timing"),
     image_size: int = typer.Option(224, "--image-size", min=8, help="input side in pixels"),
     invocation_count: int = typer.Option(3, "--invocations", "-k", min=0, help="fresh worker processes per model for the spread (0: skip)"),
@@ -44,6 +44,7 @@ def selfcheck(
 
     Example:
 
+    \b
       vitbench selfcheck --threads 1 --invocations 3
     """
     from vitbench.cli.console import err, out as stdout

@@ -45,11 +45,13 @@ def sweep(
 
     Examples:
 
-      vitbench sweep timm:vit_small_patch16_224 timm:pvt_v2_b0 --image-size 224:896:224
-
-      vitbench sweep timm:swin_tiny_patch4_window7_224 --image-size 224,448,672,896
-
-      vitbench sweep timm:deit_tiny_patch16_224 --image-size 224,320,448 --time --threads 1
+    \b
+      vitbench sweep timm:vit_small_patch16_224 timm:pvt_v2_b0 --image-size \\
+          224:896:224
+      vitbench sweep timm:swin_tiny_patch4_window7_224 --image-size \\
+          224,448,672,896
+      vitbench sweep timm:deit_tiny_patch16_224 --image-size 224,320,448 \\
+          --time --threads 1
     """
     from vitbench.cli.console import err, out as console
     from vitbench.errors import VitbenchError
