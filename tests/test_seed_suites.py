@@ -52,3 +52,19 @@ def test_slide_errors_have_notes():
                 assert "slide error" in entry.note
             if entry.model == "vitbench:pvt_v1_tiny" and entry.reference.gflops != 1.9:
                 assert "slide error" in entry.note
+
+
+#: Families whose own sources count norms (fvcore's defaults), with the evidence: ConvNeXt's
+#: README counts; STM-Evaluation's README prints 0.71 GMACs for the micro size, U-Swin-Micro's
+#: fvcore count (0.701 without norms); saic-fi/edgevit's src/check_model.py runs
+#: FlopCountAnalysis; EMO's training logs print fvcore counts (0.261/0.439/0.903 G).
+COUNTED_WITH_NORMS = ("timm:convnext", "vitbench:stm_", "vitbench:edgevit_", "vitbench:emo_")
+
+
+@pytest.mark.parametrize("path", SEED_SUITES + [SUITE_DIR / "detr.yaml"], ids=lambda p: p.name)
+def test_rows_whose_source_counts_norms_declare_fvcore(path):
+    suite = load_suite(path)
+    for entry in suite.models:
+        if entry.model and entry.model.startswith(COUNTED_WITH_NORMS):
+            convention = entry.flops_convention or suite.defaults.flops_convention
+            assert convention == "fvcore", (path.name, entry.name)
