@@ -24,7 +24,10 @@ element (C·H·W); both counters count exactly that (checked on stage-1 and stag
 EdgeViT trains and is counted at 224² (the source's ``main.py --input-size 224`` and
 ``check_model.py``). At 224² with 1000 classes: XXS 4.07 M, XS 6.77 M, S 13.11 M parameters
 and 0.55 / 1.13 / 1.91 GMACs (paper: 4.1 / 6.7 / 11.1 M and 0.6 / 1.1 / 1.9 GFLOPs, counted
-as multiply-adds; the figures the seed quotes); at 256² the GMACs are 0.73 / 1.48 / 2.51. The source's ``edgevit_s``
+as multiply-adds; the figures the seed quotes); at 256² the GMACs are 0.73 / 1.48 / 2.51.
+The source counts with fvcore's ``FlopCountAnalysis`` (``src/check_model.py``), norms
+included: 0.56 / 1.14 / 1.92 GMACs at 224², so the suites count EdgeViT rows under
+``flops_convention: fvcore``. The source's ``edgevit_s``
 (depths 1-2-5-3) has 13.11 M parameters, not the paper's 11.1 M, while its GMACs match;
 no other depth split gives both (1-2-5-2: 11.33 M, 1.82 G), so the builder keeps the
 published configuration.
