@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Iterable, Optional
 
 import yaml
+from pydantic import ValidationError
 
 from vitbench.config.spec import ZOOS, ModelEntry, Suite
 from vitbench.errors import VitbenchError
@@ -53,9 +54,9 @@ def suite_for_models(models: Iterable[str], *, name: str = ADHOC_NAME,
         try:
             entries.append(ModelEntry(name=label, model=model,
                                       **({"image_size": size} if size else {})))
-        except ValueError as exc:
-            first = getattr(exc, "errors", lambda: [{"msg": str(exc)}])()[0]["msg"]
-            raise VitbenchError(f"--model {raw}: {first.removeprefix('Value error, ')}") from None
+        except ValidationError as exc:
+            problem = exc.errors()[0]["msg"].removeprefix("Value error, ")
+            raise VitbenchError(f"--model {raw}: {problem}") from None
     if not entries:
         raise VitbenchError("no model given: name a SUITE file or at least one --model")
     return Suite(name=name, title="Models given on the command line", models=entries)

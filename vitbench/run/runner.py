@@ -96,10 +96,12 @@ def check_devices(planned: list[PlannedRow]) -> None:
 
 def suite_fingerprint(suite: Suite) -> dict[str, Any]:
     # The text as the loader decoded it (a UTF-16 suite too), newlines as read_text gives them.
-    try:
-        text = read_suite_text(Path(suite.path or "")).replace("\r\n", "\n").replace("\r", "\n")
-    except VitbenchError:
-        text = suite.model_dump_json()
+    text = suite.model_dump_json()  # a suite from --model or code: no file to hash
+    if suite.path:
+        try:
+            text = read_suite_text(Path(suite.path)).replace("\r\n", "\n").replace("\r", "\n")
+        except VitbenchError:
+            pass
     return {
         "name": suite.name, "title": suite.title, "source": suite.source, "path": suite.path,
         "sha256": hashlib.sha256(text.encode()).hexdigest(),
