@@ -21,13 +21,14 @@ LAYERS = [
     {"vitbench.measure"},
     {"vitbench.run"},
     {"vitbench.report"},
+    {"vitbench.history"},
     {"vitbench.gate"},
     {"vitbench.tools"},
     {"vitbench.cli"},
 ]
 
 #: Modules that must import without torch (run with torch made unimportable).
-TORCH_FREE_PACKAGES = ("vitbench.config", "vitbench.report", "vitbench.gate")
+TORCH_FREE_PACKAGES = ("vitbench.config", "vitbench.report", "vitbench.gate", "vitbench.history")
 #: ... except these, which start or are model/plot code by design.
 TORCH_ALLOWED = ("vitbench.gate.ab", "vitbench.gate.lockstep", "vitbench.gate.selftest",
                  "vitbench.report.plots")
