@@ -32,14 +32,13 @@ path, or by the next run's sweep after a SIGKILL (:func:`vitbench.run.workers.ow
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import dataclass, field
 from typing import Optional
 
 from vitbench.config.spec import Job
-from vitbench.records import Latency, LatencySummary, ModelResult, PeakMemory, StaticCost
-from vitbench.run.lockstep import LockstepWorker, WorkerGone
+from vitbench.records import ModelResult
+from vitbench.run.lockstep import LockstepWorker, WorkerGone, median, side_row
 
 #: Target length of one timed block (both sides run ``calls`` calls per block).
 BLOCK_S = 0.1
@@ -70,12 +69,6 @@ class PairOutcome:
         return ordered[mid] if len(ordered) % 2 else (ordered[mid - 1] + ordered[mid]) / 2
 
 
-def _median(values: list[float]) -> float:
-    ordered = sorted(values)
-    mid = len(ordered) // 2
-    return ordered[mid] if len(ordered) % 2 else (ordered[mid - 1] + ordered[mid]) / 2
-
-
 def measure_pair(jobs: dict[str, Job], *, first: str = "A") -> PairOutcome:
     """Time ``jobs['A']`` and ``jobs['B']`` in lockstep blocks (A B B A …, starting with
     ``first``); a side whose worker fails becomes a failed row and the other is timed alone.
@@ -87,7 +80,6 @@ def measure_pair(jobs: dict[str, Job], *, first: str = "A") -> PairOutcome:
     import math
 
     from vitbench.run.workers import owned_temp_dir, sweep_temp_dirs
-    from vitbench.stats import DRIFT_RATIO, summarize, window_spread
 
     labels = [label for label in ("A", "B") if label in jobs]
     rows = {label: ModelResult.for_job(jobs[label]) for label in labels}
@@ -152,7 +144,7 @@ def measure_pair(jobs: dict[str, Job], *, first: str = "A") -> PairOutcome:
                                 samples[label].extend(reply["samples_ms"])
                     if len(block) == 2:
                         outcome.log_ratios.append(
-                            math.log(_median(block["B"]) / _median(block["A"])))
+                            math.log(median(block["B"]) / median(block["A"])))
                     pair += 1
                     done = all(len(samples[x]) >= jobs[x].repeat
                                and sum(samples[x]) / 1000 >= jobs[x].min_time_s for x in alive)
@@ -168,29 +160,10 @@ def measure_pair(jobs: dict[str, Job], *, first: str = "A") -> PairOutcome:
                 worker.close()
 
     for label in labels:
-        row, job = rows[label], jobs[label]
-        if label not in finish:
-            continue
-        row.status = "ok"
-        row.counts = StaticCost(params=ready[label]["params"])
-        summary = summarize(samples[label])
-        spread = window_spread(samples[label])
-        row.latency = Latency(
-            samples_ms=[round(s, 6) for s in samples[label]],
-            summary=LatencySummary.of(
-                summary, window_spread=None if spread is None else round(spread, 4)),
-            first_call_ms=ready[label]["first_call_ms"], warmup_calls=warmup_calls.get(label),
-            stopped_by="lockstep",
-            timer="cuda events" if job.device == "cuda" else "host perf_counter",
-            calls_per_sample=1, throughput_img_s=job.batch_size / (summary.median / 1000),
-            minor_faults_per_call=finish[label].get("minor_faults_per_call"))
-        memory = finish[label].get("memory")
-        row.memory = None if memory is None else PeakMemory.model_validate(memory)
-        row.environment = {"torch_num_threads": ready[label]["torch_num_threads"],
-                           "lockstep": {"block_calls": outcome.block_calls,
-                                        "block_pairs": len(outcome.log_ratios),
-                                        "first": first}}
-        if spread is not None and spread > DRIFT_RATIO:
-            row.warnings.append(f"drift: the medians of the four quarters of the timed blocks "
-                                f"differ by {spread:.2f}x (the lockstep ratio is robust to it)")
+        if label in finish:
+            rows[label] = side_row(
+                jobs[label], ready[label], finish[label], samples[label],
+                warmup_calls=warmup_calls.get(label),
+                lockstep={"block_calls": outcome.block_calls,
+                          "block_pairs": len(outcome.log_ratios), "first": first})
     return outcome

@@ -12,12 +12,13 @@ import json
 import os
 import select
 import signal
-import subprocess
 import time
 from pathlib import Path
+from typing import Optional
 
 from vitbench.config.spec import Job
 from vitbench.files import write_atomic
+from vitbench.records import Latency, LatencySummary, ModelResult, PeakMemory, StaticCost
 
 
 class WorkerGone(Exception):
@@ -29,8 +30,8 @@ class LockstepWorker:
     its stdout, stderr kept in a file for the failure message; dies with this process."""
 
     def __init__(self, job: Job, tmp: Path, label: str):
-        from vitbench.build.pythonpath import worker_command
         from vitbench.measure.worker import PARENT_PID_ENV
+        from vitbench.run.forkserver import resolved_start, start_worker
         from vitbench.run.workers import worker_env
 
         self.job, self.label = job, label
@@ -38,10 +39,11 @@ class LockstepWorker:
         job_path = tmp / f"job-{label}.json"
         write_atomic(job_path, job.model_dump_json())
         self.stderr = open(tmp / f"err-{label}.txt", "w+", encoding="utf-8", errors="replace")
-        self.proc = subprocess.Popen(
-            worker_command("vitbench.measure.lockstep_worker", str(job_path)),
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.stderr,
-            env={**worker_env(job), PARENT_PID_ENV: str(os.getpid())}, start_new_session=True)
+        # a Popen-like handle; .start says fork | fresh, .note why a fork fell back
+        self.proc = start_worker(
+            "vitbench.measure.lockstep_worker", [str(job_path)],
+            {**worker_env(job), PARENT_PID_ENV: str(os.getpid())}, stderr=self.stderr,
+            start=resolved_start(job.worker_start, job.device))
         self.buffer = b""
 
     def send(self, obj: dict) -> None:
@@ -98,3 +100,37 @@ class LockstepWorker:
     def close(self) -> None:
         self.kill()
         self.stderr.close()
+
+
+def median(values: list[float]) -> float:
+    ordered = sorted(values)
+    mid = len(ordered) // 2
+    return ordered[mid] if len(ordered) % 2 else (ordered[mid - 1] + ordered[mid]) / 2
+
+
+def side_row(job: Job, ready: dict, finish: dict, samples: list[float], *,
+             warmup_calls: Optional[int], lockstep: dict) -> ModelResult:
+    """The row one lockstep worker's blocks make: its samples pooled in order, first call,
+    params, peak memory and faults from the worker; ``lockstep`` describes the blocks."""
+    from vitbench.stats import DRIFT_RATIO, summarize, window_spread
+
+    row = ModelResult.for_job(job)
+    row.status = "ok"
+    row.counts = StaticCost(params=ready["params"])
+    summary = summarize(samples)
+    spread = window_spread(samples)
+    row.latency = Latency(
+        samples_ms=[round(s, 6) for s in samples],
+        summary=LatencySummary.of(summary,
+                                  window_spread=None if spread is None else round(spread, 4)),
+        first_call_ms=ready["first_call_ms"], warmup_calls=warmup_calls, stopped_by="lockstep",
+        timer="cuda events" if job.device == "cuda" else "host perf_counter",
+        calls_per_sample=1, throughput_img_s=job.batch_size / (summary.median / 1000),
+        minor_faults_per_call=finish.get("minor_faults_per_call"))
+    memory = finish.get("memory")
+    row.memory = None if memory is None else PeakMemory.model_validate(memory)
+    row.environment = {"torch_num_threads": ready["torch_num_threads"], "lockstep": lockstep}
+    if spread is not None and spread > DRIFT_RATIO:
+        row.warnings.append(f"drift: the medians of the four quarters of the timed blocks "
+                            f"differ by {spread:.2f}x (the lockstep ratio is robust to it)")
+    return row
