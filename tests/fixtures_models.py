@@ -74,3 +74,54 @@ def killed() -> nn.Module:
 def not_a_module():
     """Returns something that is not an ``nn.Module``."""
     return torch.zeros(1)
+
+
+class _Spins(_Tiny):
+    """Busy-waits a fixed wall-clock time per call: two of them have a known latency ratio
+    whatever the machine's speed (the reference-relative tests)."""
+
+    def __init__(self, ms: float):
+        super().__init__()
+        self.ms = ms
+
+    def forward(self, x):
+        end = time.perf_counter() + self.ms / 1000
+        while time.perf_counter() < end:
+            pass
+        return super().forward(x)
+
+
+def spins_2ms() -> nn.Module:
+    return _Spins(2.0)
+
+
+def spins_4ms() -> nn.Module:
+    return _Spins(4.0)
+
+
+def spins_6ms() -> nn.Module:
+    return _Spins(6.0)
+
+
+class _Repeats(_Tiny):
+    """``n`` 128×128 matrix products per call: compute-bound work that scales with ``n``, so
+    two of them keep their latency ratio on a machine whose speed drifts (both slow down)."""
+
+    def __init__(self, n: int):
+        super().__init__()
+        self.n = n
+        self.register_buffer("a", torch.randn(128, 128))
+
+    def forward(self, x):
+        y = self.a
+        for _ in range(self.n):
+            y = torch.tanh(y @ self.a)
+        return super().forward(x) + y.mean()
+
+
+def matmuls_20() -> nn.Module:
+    return _Repeats(20)
+
+
+def matmuls_40() -> nn.Module:
+    return _Repeats(40)

@@ -6,14 +6,20 @@ from __future__ import annotations
 import contextlib
 import inspect
 import sys
+import time
 import typing
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Literal, Optional
 
 import typer
 
 from vitbench.cli.app import app, fail, parse_image_size
+from vitbench.cli.history import append_to_history, history_option
+from vitbench.cli.ray_run import (ADDRESS_HELP, EACH_NODE_TYPE_HELP, EXECUTOR_HELP,
+                                  each_type_runner, executor_for)
 from vitbench.config.spec import Settings
+from vitbench.cli.scale import (MAX_RUN_TIME_HELP, REFERENCES_COLUMNS_HELP, REFERENCES_HELP,
+                                deadline_hook, parse_duration, with_references)
 from vitbench.cli.signals import signals_interrupt
 from vitbench.errors import ExitCode, VitbenchError, signal_name_of
 
@@ -43,9 +49,22 @@ def parse_compile(value: str) -> Any:
     return text
 
 
+def parse_runtime(value: str) -> Any:
+    """``openvino`` → "openvino", ``eager,onnxruntime`` → ["eager", "onnxruntime"]."""
+    from vitbench.config.spec import RUNTIMES
+
+    names = [p.strip().lower() for p in value.split(",") if p.strip()]
+    bad = [n for n in names if n not in RUNTIMES]
+    if not names or bad:
+        raise typer.BadParameter(f"expected one or more of {', '.join(RUNTIMES)} (comma "
+                                 f"separated), got {value!r}")
+    return names[0] if len(names) == 1 else names
+
+
 #: Settings whose command-line spelling is text parsed into the setting's value.
 PARSERS: dict[str, Callable[[str], Any]] = {
-    "image_size": parse_image_size, "batch_size": parse_batch_size, "compile": parse_compile}
+    "image_size": parse_image_size, "batch_size": parse_batch_size, "compile": parse_compile,
+    "runtime": parse_runtime}
 SHORT_FLAGS = {"batch_size": "-b"}
 
 
@@ -107,9 +126,11 @@ def settings_overrides(options: dict[str, Any]) -> dict[str, Any]:
 def models_suite(models: list[str], overrides: dict[str, Any]):
     """The suite of ``--model`` names: each at its zoo's default input size unless
     ``--image-size`` says otherwise."""
+    from vitbench.build.patterns import expand_patterns
     from vitbench.build.zoo import default_image_size
     from vitbench.config.adhoc import qualified, suite_for_models
 
+    models = expand_patterns(models)  # 'timm:vit_*' → every matching name, sorted
     sizes = {} if "image_size" in overrides else {
         m: size for m in map(qualified, models) if (size := default_image_size(m))}
     return suite_for_models(models, image_sizes=sizes)
@@ -128,10 +149,40 @@ def save_suite_file(suite, overrides: dict[str, Any], path: Path) -> None:
     write_atomic(path, suite_yaml(suite.model_copy(update={"defaults": defaults, "models": rows})))
 
 
+def resume_folder(folder: Path, out: Optional[Path], force: bool, suite, overrides, planned,
+                  static_only: bool, in_process: bool):
+    """``--resume DIR``: (DIR, its lock, the run to continue) once the settings are checked,
+    or (DIR, None, None) after saying so when that run is finished."""
+    from vitbench.cli.console import err
+    from vitbench.run.resume import check_resume, claim_for_resume, nothing_to_resume
+    from vitbench.run.runner import suite_fingerprint
+
+    if force or (out is not None and Path(out).resolve() != Path(folder).resolve()):
+        raise fail(f"--resume {folder} writes into {folder}: leave out "
+                   f"{'--force' if force else '--out'}")
+    lock, previous = claim_for_resume(folder)
+    try:
+        check_resume(previous, folder, fingerprint=suite_fingerprint(suite), overrides=overrides,
+                     planned=planned, static_only=static_only, in_process=in_process)
+    except BaseException:
+        lock.release()
+        raise
+    if nothing_to_resume(previous):
+        lock.release()
+        err.print(f"nothing to resume: every row of {folder / 'results.json'} is finished "
+                  f"({len(previous.results)} rows)", highlight=False, markup=False,
+                  soft_wrap=True)
+        return folder, None, None
+    return folder, lock, previous
+
+
 def run(
     suite_path: Optional[Path] = typer.Argument(None, metavar="SUITE", help="suite YAML, e.g. suites/lightweight.yaml (or use --model)"),
-    model: Optional[list[str]] = typer.Option(None, "--model", "-m", metavar="NAME", help="measure this model without a suite file: zoo:name, a bare name meaning timm (repeatable); each at its zoo's default input size unless --image-size"),
+    model: Optional[list[str]] = typer.Option(None, "--model", "-m", metavar="NAME", help="measure this model without a suite file: zoo:name, a bare name meaning timm, or a pattern such as 'timm:vit_*' (every match) (repeatable); each at its zoo's default input size unless --image-size"),
     save_suite: Optional[Path] = typer.Option(None, "--save-suite", help="also write what ran as a suite YAML (command-line settings folded in), to re-run or commit"),
+    references: Optional[Path] = typer.Option(None, "--references", metavar="CSV", help=REFERENCES_HELP),
+    references_columns: Optional[str] = typer.Option(None, "--references-columns", metavar="MAP", help=REFERENCES_COLUMNS_HELP),
+    max_run_time: Optional[str] = typer.Option(None, "--max-run-time", metavar="DURATION", help=MAX_RUN_TIME_HELP),
     json_output: bool = typer.Option(False, "--json", help="print the run as one JSON document (the results.json schema) on stdout instead of the table"),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="no table and no progress; errors and warnings only (the exit code says how it went)"),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="result folder [default: results/SUITE/UTC-STAMP]"),
@@ -140,6 +191,13 @@ def run(
     in_process: bool = typer.Option(False, "--in-process", help="no worker processes (debugging; no timeout)"),
     plots: bool = typer.Option(True, "--plots/--no-plots", help="also write plots/ and report.html at the end"),
     force: bool = typer.Option(False, "--force", help="--out may hold a previous run: replace it (its results, reports and plots are removed first)"),
+    executor: Literal["local", "ray"] = typer.Option("local", "--executor", help=EXECUTOR_HELP),
+    address: Optional[str] = typer.Option(None, "--address", metavar="ADDRESS", help=ADDRESS_HELP),
+    each_node_type: bool = typer.Option(False, "--each-node-type", help=EACH_NODE_TYPE_HELP),
+    resume: Optional[Path] = typer.Option(None, "--resume", metavar="DIR", help="finish the interrupted run in DIR: its finished rows are kept, the rest measured, DIR updated; give the suite and settings it started with"),
+    history: Optional[str] = history_option(),
+    reference_model: Optional[str] = typer.Option(None, "--reference-model", metavar="NAME", help="time each row's extra processes against this model in alternating blocks, for a relative latency that repeats on a drifting machine ('none': off) [default: the suite's reference_model, else timm:resnet18]"),
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="after the table, where the time went: start-up, build, warm-up, timing, counting, each pass, reports"),
     **settings: Any,
 ) -> None:
     """Measure every model of a suite (or the --model names) and print it next to the
@@ -150,10 +208,13 @@ def run(
     results/SUITE/UTC-STAMP/ as results.json (canonical), results.csv and results.md,
     rewritten after every model so an interrupted run keeps what it measured; report.html
     and plots/ are added at the end. Exit 0: every row measured (rows the suite marks
-    unavailable are expected); 1: some rows failed; 2: bad input, or an --out that holds
+    unavailable are expected); 1: some rows failed, or were not started before
+    --max-run-time passed (finished rows kept); 2: bad input, or an --out that holds
     another run (without --force) or is in use by one; 4: a file could not be written (a
     full disk: the run stops, and the line says where every measured row is); 130, 143,
     129: stopped by Ctrl-C, SIGTERM, SIGHUP (finished rows kept, the rest marked interrupted).
+    --resume DIR finishes such a run (or one killed outright) with the same suite and
+    settings: finished rows kept, the rest measured, DIR updated; other settings exit 2.
 
     Examples:
 
@@ -166,6 +227,10 @@ def run(
       vitbench run --model timm:pvt_v2_b0 --model resnet18 --save-suite \\
           mine.yaml
       vitbench run --model timm:resnet18 --static-only --json > resnet18.json
+      vitbench run --model 'timm:vit_*' --model 'timm:pvt_v2_*' --static-only \\
+          --references benchmark-infer-amp-nchw-pt240-cu124-rtx4090.csv \\
+          --max-run-time 2h
+      vitbench run suites/lightweight.yaml --resume results/lightweight/STAMP
     """
     from rich.markup import escape
 
@@ -175,18 +240,31 @@ def run(
     from vitbench.errors import RunStoppedError
     from vitbench.files import cause_of, claim_run_folder
     from vitbench.report import report_sink
+    from vitbench.measure.runtimes import check_runtimes
     from vitbench.run.runner import check_devices, default_out_dir, plan, run_suite
 
+    started = time.monotonic()  # --max-run-time counts from here
     overrides = settings_overrides(settings)
+    measure_on = executor_for(executor, address, each_node_type, in_process)  # None: here
     if (suite_path is None) == (not model):
         raise fail("give a SUITE file or --model NAME (one or more), not both" if model
                    else "missing SUITE: give a suite file, or --model NAME to measure one model")
     try:
         suite = load_suite(suite_path) if suite_path is not None else models_suite(model, overrides)
+        suite, references_line = with_references(suite, references, references_columns, overrides)
+        time_limit = parse_duration(max_run_time) if max_run_time is not None else None
         planned = plan(suite, overrides, only, static_only=static_only)
         check_devices(planned)  # before the result folder exists or any model is built
-        out_dir = Path(out) if out is not None else default_out_dir(suite)
-        lock = claim_run_folder(out_dir, replace=force)  # released when the run ends
+        check_runtimes((p.row.name, p.job) for p in planned if p.job is not None)
+        previous = None
+        if resume is not None:
+            out_dir, lock, previous = resume_folder(resume, out, force, suite, overrides, planned,
+                                                    static_only, in_process)
+            if previous is None:  # nothing left to measure
+                return
+        else:
+            out_dir = Path(out) if out is not None else default_out_dir(suite)
+            lock = claim_run_folder(out_dir, replace=force)  # released when the run ends
     except VitbenchError as exc:
         raise fail(str(exc), exc.exit_code) from None
     except OSError as exc:  # the default results/SUITE/STAMP cannot be created
@@ -205,16 +283,24 @@ def run(
         except VitbenchError as exc:
             lock.release()
             raise fail(str(exc), exc.exit_code) from None
-    progress, on_event = suite_progress(suite.name, len(planned))
+    if references_line and not quiet:
+        err.print(references_line, highlight=False, markup=False, soft_wrap=True)
+    progress, on_event = suite_progress(suite.name, len(planned),
+                                        measured=sum(p.job is not None for p in planned))
     if quiet or json_output:  # the log lines would be noise around a JSON document too
         progress, on_event = contextlib.nullcontext(), None
     final = ("csv", "md", "html", "png", "svg") if plots else ("csv", "md")
     try:
         with signals_interrupt(), progress:
-            result = run_suite(suite, out_dir=out_dir, overrides=overrides, only=only,
+            runner = each_type_runner(address, final) if each_node_type else run_suite
+            result = runner(suite, out_dir=out_dir, overrides=overrides, only=only,
                                static_only=static_only, in_process=in_process,
                                on_event=on_event, sink=report_sink(out_dir, final),
-                               command=["vitbench", *sys.argv[1:]])
+                               executor=measure_on,
+                               command=["vitbench", *sys.argv[1:]], resume=previous,
+                               **({"reference_model": reference_model} if reference_model else {}),
+                               **({"should_stop": deadline_hook(time_limit, max_run_time, started)}
+                                  if time_limit else {}))
     except RunStoppedError as exc:  # the disk refused results.json: show what was measured
         print_results(exc.run)
         raise fail(str(exc), exc.exit_code) from None
@@ -235,8 +321,27 @@ def run(
         if warning.startswith("reports: "):  # a report or plot the disk refused at the end
             err.print(f"[yellow]warning:[/yellow] {escape(warning)}", highlight=False,
                       soft_wrap=True)
-    if any(r.status in ("failed", "timeout") for r in result.results):
+    if verbose and not json_output:
+        print_time_breakdown(result, time.monotonic() - started)
+    append_to_history(history, [out_dir / "results.json"], quiet=quiet or json_output)
+    not_started = sum(r.status == "interrupted" for r in result.results)
+    if not_started:  # --max-run-time passed: one line, exit 1 (the run is not all there)
+        err.print(f"--max-run-time {max_run_time} passed: {not_started} rows not started "
+                  f"(marked interrupted); finished rows are in {out_dir / 'results.json'}",
+                  highlight=False, markup=False, soft_wrap=True)
+    if any(r.status in ("failed", "timeout", "interrupted") for r in result.results):
         raise typer.Exit(ExitCode.FAILED)
+
+
+def print_time_breakdown(result, wall_s: float) -> None:
+    """``--verbose``: where the run's time went (``environment["time_breakdown_s"]``)."""
+    from vitbench.cli.console import err
+
+    breakdown = result.environment.get("time_breakdown_s") or {}
+    err.print(f"time: {wall_s:.1f} s in all", highlight=False, markup=False)
+    for name, seconds in breakdown.items():
+        share = f" ({100 * seconds / wall_s:.0f} %)" if wall_s > 0 else ""
+        err.print(f"  {name}: {seconds:.1f} s{share}", highlight=False, markup=False)
 
 
 run.__signature__ = inspect.Signature([

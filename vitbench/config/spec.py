@@ -17,6 +17,10 @@ from vitbench.conventions import DEFAULT_FLOP_CONVENTION, DEFAULT_TOLERANCE_PCT,
 Device = Literal["cpu", "cuda", "auto"]
 DType = Literal["float32", "float16", "bfloat16"]
 CompileMode = Literal["default", "reduce-overhead", "max-autotune"]
+#: What runs the forward pass: PyTorch eager, torch.compile, or an exported graph under a
+#: deployment runtime (vitbench.measure.runtimes; tensorrt needs CUDA).
+RuntimeName = Literal["eager", "compile", "onnxruntime", "openvino", "tensorrt"]
+RUNTIMES: tuple[str, ...] = ("eager", "compile", "onnxruntime", "openvino", "tensorrt")
 ZOOS = ("timm", "torchvision", "python", "vitbench", "hf")
 
 _MODEL_RE = re.compile(r"^(?P<zoo>[a-z]+):(?P<ident>\S+)$")
@@ -92,6 +96,18 @@ class Settings(_Strict):
     cudnn_benchmark: Optional[bool] = setting(
         None, "set torch.backends.cudnn.benchmark", flag="--cudnn-benchmark",
         default_text="leave torch's value (recorded either way)")
+    runtime: Optional[Union[RuntimeName, list[RuntimeName]]] = setting(
+        "eager", "what runs the model: eager | compile | onnxruntime | openvino | tensorrt "
+                 "(cuda); a list (N,N,… on the command line) runs each row on each",
+        flag="--runtime")
+    reparameterize: Optional[bool] = setting(
+        False, "fold the model into its deploy form before counting and timing (timm's "
+               "reparameterize_model: RepVGG, MobileOne, FastViT, GhostNetV3, RepViT, ...); "
+               "a model with nothing to fold is measured as built", flag="--reparameterize")
+    worker_start: Optional[Literal["auto", "fork", "fresh"]] = setting(
+        "auto", "how each worker process starts: fork (from a server per run that imported "
+                "torch and the zoos once; Linux) | fresh (a new interpreter) | auto (fork for "
+                "cpu rows on Linux, else fresh)", flag="--worker-start")
 
     @field_validator("batch_size", mode="before")
     @classmethod
@@ -110,6 +126,17 @@ class Settings(_Strict):
             if len(set(values)) != len(values):
                 raise ValueError(f"batch sizes repeat in {list(values)}")
             return list(values)
+        return value
+
+    @field_validator("runtime", mode="before")
+    @classmethod
+    def _runtime(cls, value: Any) -> Any:
+        if isinstance(value, (list, tuple)):
+            if not value:
+                raise ValueError(f"expected one of {', '.join(RUNTIMES)} or a list of them")
+            if len(set(value)) != len(value):
+                raise ValueError(f"runtimes repeat in {list(value)}")
+            return list(value) if len(value) > 1 else value[0]
         return value
 
     @field_validator("compile", mode="before")
@@ -221,6 +248,11 @@ class Suite(_Strict):
         default_factory=list,
         description="folders (relative to the suite file) where python: models are found, "
                     "searched after the installed packages and the suite's own folder")
+    reference_model: Optional[str] = Field(
+        None, max_length=300,
+        description="the model every timed row is also timed against, in alternating blocks, "
+                    "for its relative latency (at the suite's defaults: input size, batch); "
+                    "'none' turns it off [default: timm:resnet18]")
     #: Where the suite was read from (set by the loader, not by the YAML).
     path: Optional[str] = Field(None, exclude=True)
 
@@ -264,6 +296,12 @@ class Job(BaseModel):
     compile: Optional[CompileMode] = None
     autocast: bool = False
     cudnn_benchmark: Optional[bool] = None
+    #: fold the model into its deploy form first (:mod:`vitbench.build.deploy`)
+    reparameterize: bool = False
+    #: what runs the forward pass (:mod:`vitbench.measure.runtimes`)
+    runtime: RuntimeName = "eager"
+    #: how the worker process starts (:mod:`vitbench.run.forkserver`)
+    worker_start: Literal["auto", "fork", "fresh"] = "auto"
     #: count params/FLOPs before timing (selfcheck turns it off to time only)
     count: bool = True
     #: worker processes that time this row (the first also counts); samples are pooled

@@ -26,6 +26,7 @@ from vitbench.config.spec import Job
 from vitbench.measure.memory import proc_status_kib
 from vitbench.measure.prepare import prepare_inputs, prepare_module, search_max_batch
 from vitbench.measure.row import apply_latency, apply_memory, apply_static
+from vitbench.measure.runtimes import apply_deployment
 from vitbench.measure.session import DeviceSession
 from vitbench.measure.static import count_static
 from vitbench.records import Latency, ModelResult
@@ -42,8 +43,11 @@ def _short_error(exc: BaseException) -> str:
     return first_line[:500]
 
 
-def measure_job(job: Job, on_stage: StageCallback = lambda stage: None) -> ModelResult:
-    """Measure ``job`` and return its row. Never raises for a model's own failure."""
+def measure_job(job: Job, on_stage: StageCallback = lambda stage: None, *,
+                process_started: Optional[float] = None) -> ModelResult:
+    """Measure ``job`` and return its row. Never raises for a model's own failure.
+    ``process_started`` (a worker's creation time, ``time.time()`` scale) gives the row's
+    ``start`` stage: the process's start-up and imports, until the build begins."""
     import torch
 
     from vitbench.build import zoo
@@ -56,6 +60,8 @@ def measure_job(job: Job, on_stage: StageCallback = lambda stage: None) -> Model
         import fvcore.nn  # noqa: F401 - imported before the baseline so it is not "model memory"
 
         zoo.import_zoo(job.model)
+        if process_started is not None:
+            row.stage_seconds["start"] = round(max(0.0, time.time() - process_started), 3)
         rss_before_build_kib = proc_status_kib("VmRSS")
         stage = "build"
         started = time.perf_counter()
@@ -63,6 +69,8 @@ def measure_job(job: Job, on_stage: StageCallback = lambda stage: None) -> Model
             on_stage("build")
             torch.manual_seed(0)
             module = zoo.build_model(job.model, job.kwargs, job.image_size)
+            if job.reparameterize:
+                module = _reparameterize(module, row)
             row.stage_seconds["build"] = round(time.perf_counter() - started, 3)
             apply_static(row, count_static(job, module, flops=False))
 
@@ -92,6 +100,16 @@ def measure_job(job: Job, on_stage: StageCallback = lambda stage: None) -> Model
     return row
 
 
+def _reparameterize(module, row: ModelResult):
+    """The model folded into its deploy form (:mod:`vitbench.build.deploy`); the row says which."""
+    from vitbench.build.deploy import reparameterize
+
+    outcome = reparameterize(module)
+    row.reparameterization = outcome.mode
+    row.environment["reparameterized_modules"] = outcome.folded_modules
+    return outcome.module
+
+
 def _time(job: Job, module, row: ModelResult, session: DeviceSession,
           rss_before_build_kib: Optional[int], on_stage: StageCallback) -> None:
     """The time stage: prepare the model, find the batch (``batch_size: max``), time it
@@ -102,6 +120,7 @@ def _time(job: Job, module, row: ModelResult, session: DeviceSession,
 
     row.environment.update(session.device_settings())
     module, context = prepare_module(job, module)
+    apply_deployment(row, module)
     batch = job.batch_size
     if job.max_batch:
         if not session.cuda:
@@ -132,6 +151,7 @@ def _time(job: Job, module, row: ModelResult, session: DeviceSession,
         timing = time_calls(forward, protocol, sync=session.sync, timer=session.timer,
                             around_timed=session.around_timed)
     latency = timing.latency()
+    row.stage_seconds["warm-up"] = round(timing.warmup_ms_total / 1000, 3)  # part of "time"
     apply_latency(row, job, latency, session.timed_window(images=latency.calls * batch))
     apply_memory(row, session.read_peak_memory(module), rss_before_build_kib=rss_before_build_kib)
 

@@ -130,7 +130,9 @@ def main(argv: list[str]) -> int:
 
         on_stage("import")
         import_zoo(job.model)  # an exception is kept for the build stage to report
-    row = measure_job(job, on_stage)
+    import psutil
+
+    row = measure_job(job, on_stage, process_started=psutil.Process().create_time())
     from vitbench.files import write_atomic
 
     write_atomic(row_path, row.model_dump_json())  # whole or absent: the parent reads it

@@ -8,7 +8,9 @@ from typing import Any, Literal, Optional
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from vitbench.records.runtime import Deployment
 from vitbench.records.parts import Latency, LatencySummary, PeakMemory, StaticCost, Telemetry
+from vitbench.records.relative import RelativeLatency
 
 Status = Literal["ok", "failed", "timeout", "unavailable", "interrupted", "pending"]
 
@@ -66,6 +68,12 @@ class ModelResult(BaseModel):
     channels_last: Optional[bool] = None
     compile: Optional[str] = Field(None, description="torch.compile mode, None = eager")
     autocast: Optional[bool] = None
+    runtime: Optional[str] = Field(
+        None, description="eager | compile | onnxruntime | openvino | tensorrt; None = eager")
+    reparameterization: Optional[str] = Field(
+        None, description="as-built | reparameterized (folded into deploy form before counting "
+                          "and timing) | nothing-to-reparameterize (asked, nothing to fold); "
+                          "None on rows measured before this existed")
     batch_size_search: Optional[dict[str, Any]] = Field(
         None, description="batch_size: max — the tries (batch, fitted) and the batch found")
     status: Status = "pending"
@@ -75,8 +83,12 @@ class ModelResult(BaseModel):
 
     counts: Optional[StaticCost] = None
     latency: Optional[Latency] = None
+    #: this row's latency as a multiple of the run's reference model's (lockstep blocks)
+    relative: Optional[RelativeLatency] = None
     memory: Optional[PeakMemory] = None
     telemetry: Optional[Telemetry] = None
+    #: a deployment runtime's export and its output against eager's (None: eager/compile)
+    deployment: Optional[Deployment] = None
 
     reference: dict[str, float] = Field(default_factory=dict)
     printed_decimals: dict[str, int] = Field(default_factory=dict)
@@ -96,7 +108,10 @@ class ModelResult(BaseModel):
             dtype=job.dtype, threads=job.threads if job.device == "cpu" else None,
             flops_convention=job.flops_convention, tolerance_pct=job.tolerance_pct,
             mode=job.mode, channels_last=job.channels_last, compile=job.compile,
-            autocast=job.autocast)
+            autocast=job.autocast,
+            # asked for deploy mode: None until the worker has built and folded the model
+            reparameterization=None if getattr(job, "reparameterize", False) else "as-built",
+            runtime=None if getattr(job, "runtime", "eager") == "eager" else job.runtime)
         return cls(**{**described, **fields})
 
     # --- the values most readers want, read-only ----------------------------------------
@@ -115,6 +130,11 @@ class ModelResult(BaseModel):
     def latency_summary(self) -> Optional[LatencySummary]:
         """What the timed samples say (None: not timed, or the loop never finished)."""
         return self.latency.summary if self.latency else None
+
+    @property
+    def runtime_name(self) -> str:
+        """What ran the model: ``eager`` when the row names none."""
+        return self.runtime or "eager"
 
     @property
     def latency_median_ms(self) -> Optional[float]:

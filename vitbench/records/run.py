@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError
 from vitbench.errors import ResultsError
 from vitbench.files import RESULTS_FILE, write_atomic
 from vitbench.records.reading import check_schema, first_problem, read_json
+from vitbench.records.relative import ReferenceRecord
 from vitbench.records.row import ModelResult
 from vitbench.records.v1 import SCHEMA_V1, upgrade_v1, v1_location
 
@@ -65,6 +66,8 @@ class RunResult(BaseModel):
     overrides: dict[str, Any] = Field(default_factory=dict)
     conventions: dict[str, Any] = Field(default_factory=dict)
     environment: dict[str, Any] = Field(default_factory=dict)
+    #: the model every timed row's ``relative`` latency divides by (None: no reference)
+    reference: Optional[ReferenceRecord] = None
     results: list[ModelResult] = Field(default_factory=list)
     _file_schema: str = PrivateAttr(SCHEMA)
 

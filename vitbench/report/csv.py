@@ -50,6 +50,15 @@ CSV_COLUMNS: tuple[str, ...] = (
     "latency_processes", "latency_process_spread",
     # appended with provenance (v5): concatenated CSVs keep which file and run a line is from
     "schema", "run_id",
+    # appended with deployment runtimes: what ran the row; for an exported graph, its output
+    # against eager's on the same input and the export (vitbench.measure.runtimes)
+    "runtime", "runtime_outputs_match", "runtime_max_abs_error", "runtime_max_rel_error",
+    "onnx_exporter", "onnx_opset", "onnx_graph_bytes", "onnx_graph_nodes",
+    # appended with deploy-mode counting: as-built | reparameterized | nothing-to-reparameterize
+    "reparameterization",
+    # appended with reference-relative latency: row latency / the run's reference model's
+    "latency_relative", "latency_relative_ci_low", "latency_relative_ci_high",
+    "latency_reference_model",
 )
 
 #: The value of every line's ``schema`` column: this CSV layout's version.
@@ -59,7 +68,8 @@ CSV_SCHEMA = "vitbench.csv/5"
 #: ``object``; pass ``dtype=CSV_DTYPES`` (or use :func:`read_csv`) to get nullable booleans.
 BOOLEAN_COLUMNS: tuple[str, ...] = (
     "counters_agree", "latency_unstable", "params_within_tolerance", "gflops_within_tolerance",
-    "params_matches_printed", "gflops_matches_printed", "channels_last", "autocast", "contended")
+    "params_matches_printed", "gflops_matches_printed", "channels_last", "autocast", "contended",
+    "runtime_outputs_match")
 #: ``pandas.read_csv(path, dtype=CSV_DTYPES)``: the booleans as pandas' nullable ``boolean``.
 CSV_DTYPES: dict[str, str] = {column: "boolean" for column in BOOLEAN_COLUMNS}
 
@@ -145,8 +155,26 @@ def flat_row(row: ModelResult, column: str = "", run_created_utc: str = "",
         "latency_processes": (latency.get("processes") or 1) if latency else None,
         "latency_process_spread": _round(latency.get("process_spread"), 3),
         "schema": CSV_SCHEMA, "run_id": run_id,
+        **_runtime_cells(row),
+        "reparameterization": row.reparameterization,
+        **({"latency_relative": row.relative.ratio, "latency_relative_ci_low": row.relative.ci_low,
+            "latency_relative_ci_high": row.relative.ci_high,
+            "latency_reference_model": row.relative.reference} if row.relative else {}),
     }
     return {column_name: flat.get(column_name) for column_name in CSV_COLUMNS}
+
+
+def _runtime_cells(row: ModelResult) -> dict[str, Any]:
+    deployment = row.deployment
+    cells: dict[str, Any] = {"runtime": row.runtime_name}
+    if deployment is not None:
+        cells.update(
+            runtime_outputs_match=deployment.outputs_match,
+            runtime_max_abs_error=deployment.max_abs_error,
+            runtime_max_rel_error=deployment.max_rel_error,
+            onnx_exporter=deployment.exporter, onnx_opset=deployment.opset,
+            onnx_graph_bytes=deployment.graph_bytes, onnx_graph_nodes=deployment.graph_nodes)
+    return cells
 
 
 def flat_rows(data: RunLike) -> list[dict[str, Any]]:
@@ -156,8 +184,10 @@ def flat_rows(data: RunLike) -> list[dict[str, Any]]:
     out = []
     for index, run in enumerate(report.runs):
         for row in run.results:
+            runtime = () if row.runtime_name == "eager" else (row.runtime_name,)
             label = "" if row.status == "unavailable" else labels.get(
-                (index, row.device, row.batch_size), labels.get((index, row.device, None), ""))
+                (index, row.device, row.batch_size, *runtime),
+                labels.get((index, row.device, None, *runtime), ""))
             out.append(flat_row(row, label, run.created_utc, run.id))
     return out
 

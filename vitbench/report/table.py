@@ -143,6 +143,10 @@ def build_table(data: RunLike) -> Table:
         group = column.label
         heads.append((f"{group} latency (ms)", group, "latency (ms)", True))
         column_fields.append((column, "latency"))
+        if any(r.cell(column) is not None and r.cell(column).relative is not None
+               for r in report.rows):
+            heads.append((f"{group} × ref", group, "× ref", True))
+            column_fields.append((column, "relative"))
         if column.key in printed_latency_after:
             heads.append(("paper (ms)", group, "paper (ms)", True))
             column_fields.append((column, "printed_latency"))
@@ -230,7 +234,18 @@ def _column_cell(table: Table, merged: MergedRow, column: Column, what: str) -> 
         title = (f"median {fmt_ms(latency.median)} ms, p90 {fmt_ms(latency.p90)} "
                  f"ms, 95% CI {fmt_ms(latency.ci_low)}–{fmt_ms(latency.ci_high)}"
                  f" ms, n={latency.n}" + (f"; {FLAGS['unstable'].meaning}" if unstable else ""))
+        if result.deployment is not None and not result.deployment.comparable:
+            # the runtime's output is not eager's: its time is not the same model's time
+            return Cell(text + " (output ≠ eager)", latency.median, kind="bad",
+                        title=title + "; not comparable: the output differs from eager's")
         return Cell(text, latency.median, kind="warn" if unstable else "", title=title)
+    if what == "relative":
+        rel = result.relative
+        if rel is None:
+            return Cell("–", None)
+        return Cell(fmt(rel.ratio, 3), rel.ratio, title=(
+            f"{rel.ratio:.3f}× {rel.reference}, 95% CI {rel.ci_low:.3f}–{rel.ci_high:.3f}, "
+            f"{rel.block_pairs} block pairs in {len(rel.process_ratios)} processes"))
     if what == "throughput":
         return Cell(fmt(result.throughput_img_s, 1), result.throughput_img_s)
     if what == "energy":
@@ -332,6 +347,15 @@ def protocol_lines(run: RunLike) -> list[str]:
         if any(key in r.static.reference for r in report.rows for key in PRINTED_LATENCY.values()):
             lines.append("paper (ms): latency as printed, measured on the paper's hardware "
                          "(see the source): a reference point, not a target.")
+        for run_ in report.runs:
+            ref = run_.reference
+            if ref is not None and ref.latency is not None:
+                lines.append(
+                    f"× ref: latency as a multiple of {ref.model}'s ({ref.image_size[0]} px, batch "
+                    f"{ref.batch_size}: median {fmt_ms(ref.latency.median)} ms in this run), "
+                    "each row and the reference timed in alternating ~0.1 s blocks in fresh "
+                    "processes after the first, so the machine's drift cancels; it repeats "
+                    "between runs where the absolute median does not. Rank by it.")
         methods = sorted({r.memory.method for r in timed if r.memory and r.memory.method})
         if methods:
             lines.append("Peak memory: " + "; ".join(methods) + ".")

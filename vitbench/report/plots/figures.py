@@ -146,8 +146,14 @@ def plot_latency_vs_gflops(report: MergedReport) -> Outcome:
     fig, axes = new_figure(len(panels), width=5.6 if len(panels) > 1 else 6.8)
     for index, (ax, (column, xs, ys, names, whiskers)) in enumerate(zip(axes, panels)):
         draw_timed(ax, xs, ys, whiskers, color=OKABE_ITO[index % 8], marker=MARKERS[index % 8])
-        rho = _spearman(xs, ys)
-        subtitle = f"{column.label}" + (f" — Spearman ρ = {rho:+.2f} (n={len(xs)})" if rho is not None
+        # rank by the reference-relative latency when every point has one: it repeats
+        cells = {r.name: r.cell(column) for r in report.rows}
+        relative = [cells[n].relative.ratio for n in names if cells[n].relative is not None]
+        ranked = relative if len(relative) == len(names) else ys
+        rho = _spearman(xs, ranked)
+        subtitle = f"{column.label}" + (f" — Spearman ρ = {rho:+.2f}"
+                                        f"{' (× ref)' if ranked is relative else ''} (n={len(xs)})"
+                                        if rho is not None
                                         else f" (n={len(xs)})")
         ax.set_title(subtitle, fontsize=9.5, fontweight="normal")
         ax.set_xlabel("GFLOPs per image (measured, 10⁹ MACs)")
