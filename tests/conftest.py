@@ -3,6 +3,8 @@
 import os
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
+# runs made by tests append to no history database (tests/test_history.py names its own)
+os.environ.setdefault("VITBENCH_HISTORY", "off")
 
 import pytest  # noqa: E402
 

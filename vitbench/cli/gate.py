@@ -19,6 +19,7 @@ from typing import Any, Callable, Literal, Optional
 import typer
 
 from vitbench.cli.app import app, fail
+from vitbench.cli.history import append_to_history, history_baseline_side, history_option
 from vitbench.cli.signals import interrupted, signals_interrupt
 from vitbench.errors import ExitCode, VitbenchError
 from vitbench.files import utc_now, utc_stamp
@@ -134,9 +135,10 @@ def _emit(report: GateReport, out_dir: Optional[Path], options: GateOptions) -> 
 @app.command()
 @with_gate_options
 def compare(
-    baseline: Path = typer.Argument(..., metavar="BASELINE", help="a baseline file (vitbench baseline) or a results.json"),
+    baseline: Path = typer.Argument(..., metavar="BASELINE", help="a baseline file (vitbench baseline), a results.json, or history:FILTER (the last N comparable runs of the history database; docs/history.md)"),
     candidate: list[Path] = typer.Argument(..., metavar="CANDIDATE...", help="results.json file(s) (one per run), or a baseline file"),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="write verdict.json and verdict.md to DIR"),
+    history: Optional[str] = history_option("history database that history:FILTER reads [default: $VITBENCH_HISTORY, else results/history.sqlite]"),
     *, options: GateOptions,
 ) -> None:
     """Gate a candidate against a stored baseline (the weaker mode).
@@ -153,14 +155,21 @@ def compare(
           /tmp/smoke/results.json --metrics params,gflops
       vitbench compare base.json run1/results.json run2/results.json \\
           --markdown verdict.md
+      vitbench compare history:last=10 run1/results.json
     """
     from vitbench.gate import compare_sides, load_side
 
     try:
-        report = compare_sides(load_side([baseline], "baseline"), load_side(candidate, "candidate"),
+        base = (history_baseline_side(history, str(baseline)[len("history:"):], candidate,
+                                      options.config.quantile)
+                if str(baseline).startswith("history:") else load_side([baseline], "baseline"))
+        report = compare_sides(base, load_side(candidate, "candidate"),
                                options.config, mode="compare")
-    except VitbenchError as exc:
-        raise fail(str(exc)) from None
+    except VitbenchError as exc:  # an empty history is INCONCLUSIVE (3, --on-inconclusive)
+        code = exc.exit_code
+        if code == ExitCode.INCONCLUSIVE:
+            code = ON_INCONCLUSIVE[options.on_inconclusive]
+        raise fail(str(exc), code) from None
     raise typer.Exit(_emit(report, out, options))
 
 
@@ -208,6 +217,9 @@ def ab(
     repeat: Optional[int] = typer.Option(None, "--repeat", min=1, help="timed iterations per model per run"),
     confirm: bool = typer.Option(True, "--confirm/--no-confirm", help="re-measure failing models before a noisy FAIL counts"),
     seed: int = typer.Option(0, "--seed", help="seed of the per-run row order"),
+    runtime_a: Optional[str] = typer.Option(None, "--runtime-a", help="run every row of side A on this runtime (eager, compile, onnxruntime, openvino, tensorrt) [default: the suite's]"),
+    runtime_b: Optional[str] = typer.Option(None, "--runtime-b", help="run every row of side B on this runtime: the same suite on two runtimes gives B's speed-up over A per row"),
+    history: Optional[str] = history_option("history database each side's runs are appended to: a SQLite path, a postgresql+psycopg:// URL, or off [default: $VITBENCH_HISTORY, else results/history.sqlite]"),
     *, options: GateOptions,
 ) -> None:
     """Measure two suites side by side and gate B against A.
@@ -226,6 +238,8 @@ def ab(
     \b
       vitbench ab suites/main.yaml suites/pr.yaml --runs 12 --threads 1 \\
           --markdown verdict.md
+      vitbench ab suites/lightweight.yaml suites/lightweight.yaml \\
+          --runtime-a eager --runtime-b openvino --runs 12 --threads 1
     """
     from rich.markup import escape
 
@@ -239,6 +253,7 @@ def ab(
     out_dir = out or Path("results") / "ab" / utc_stamp()
     try:
         a, b = load_suite(suite_a), load_suite(suite_b)
+        a, b = _on_runtimes(a, runtime_a, b, runtime_b, overrides)
         warning = too_few_runs_warning(a, b, runs, options.config.alpha, design)
         if warning:
             err.print(f"[yellow]warning:[/yellow] {escape(warning)}", highlight=False)
@@ -250,7 +265,30 @@ def ab(
         raise fail(str(exc), exc.exit_code) from None
     except KeyboardInterrupt as exc:  # the workers are killed; finished rounds are on disk
         raise interrupted(exc, kept_rounds(out_dir)) from None
+    made = sorted(out_dir.glob("**/results.json"))
+    append_to_history(history, made, kind="ab",
+                      labels=[str(p.parent.relative_to(out_dir)) for p in made])
     raise typer.Exit(_emit(report, out_dir, options))
+
+
+def _on_runtimes(a, runtime_a: Optional[str], b, runtime_b: Optional[str],
+                 overrides: dict[str, Any]) -> tuple:
+    """The sides on their ``--runtime-a``/``--runtime-b``, checked before anything runs."""
+    from vitbench.config.plan import plan, with_runtime
+    from vitbench.config.spec import RUNTIMES
+    from vitbench.measure.runtimes import check_runtimes
+
+    for flag, value in (("--runtime-a", runtime_a), ("--runtime-b", runtime_b)):
+        if value is not None and value not in RUNTIMES:
+            raise fail(f"{flag}: expected one of {', '.join(RUNTIMES)}, got {value!r}")
+    a, b = with_runtime(a, runtime_a), with_runtime(b, runtime_b)
+    for side in (a, b):
+        planned = plan(side, overrides)
+        if len({(p.row.name, p.row.batch_size) for p in planned}) != len(planned):
+            raise fail(f"suite {side.name}: a row runs on several runtimes; ab compares one "
+                       "runtime per side: give --runtime-a and --runtime-b")
+        check_runtimes((p.row.name, p.job) for p in planned if p.job is not None)
+    return a, b
 
 
 def kept_rounds(out_dir: Path) -> str:

@@ -192,6 +192,7 @@ def resolve_jobs(suite: Suite, entry: ModelEntry, overrides: Optional[dict[str, 
     """Resolve one entry into one job per batch size (``batch_size: [1, 8]`` gives two).
 
     ``batch_size: max`` gives one job with ``max_batch`` set, searching upward from 1.
+    A runtime list (``runtime: [eager, openvino]``) gives one job per batch size and runtime.
     """
     from vitbench.env import default_threads, resolve_device
 
@@ -209,4 +210,11 @@ def resolve_jobs(suite: Suite, entry: ModelEntry, overrides: Optional[dict[str, 
         static_only=static_only, max_batch=batch == "max",
         processes=1 if static_only else settings["processes"], python_path=python_path(suite))
     del common["batch_size"]
-    return [Job(batch_size=b, **common) for b in batches]
+    runtime = settings["runtime"]
+    runtimes = list(runtime) if isinstance(runtime, list) else [runtime]
+    if static_only:
+        runtimes = runtimes[:1]  # counts are the PyTorch model's whatever runs it
+    # runtime: compile is torch.compile in the row's mode (default unless the row sets one)
+    return [Job(batch_size=b, **{**common, "runtime": r, "compile": (
+        common["compile"] or "default") if r == "compile" else common["compile"]})
+        for b in batches for r in runtimes]

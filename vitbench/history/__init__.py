@@ -28,7 +28,8 @@ _API = {
                      "append_results", "expand", "history_url", "import_results", "is_off",
                      "open_history"), "vitbench.history.store"),
     **dict.fromkeys(("Filters", "runs_frame", "series"), "vitbench.history.query"),
-    **dict.fromkeys(("baseline_document",), "vitbench.history.baseline"),
+    **dict.fromkeys(("DEFAULT_LAST", "HistoryFilter", "NoComparableHistory",
+                     "baseline_document"), "vitbench.history.baseline"),
 }
 
 __all__ = sorted(_API)

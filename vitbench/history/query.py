@@ -97,7 +97,8 @@ def _commit_window(conn: Any, commit: str) -> tuple[Any, ...]:
     return tuple(clauses)
 
 
-def _where(conn: Any, f: Filters, *, with_points: bool) -> list[Any]:
+def where_clauses(conn: Any, f: Filters, *, with_points: bool) -> list[Any]:
+    """The SQL conditions of ``f`` over the joined ``runs``/``rows`` (and ``points``) tables."""
     from sqlalchemy import func, or_
 
     r, w, p = schema.runs, schema.rows, schema.points
@@ -157,7 +158,7 @@ def series(db: "str | Path | History", *, suite: Names = None, model: Names = No
                      .select_from(p.join(w, (p.c.run_id == w.c.run_id)
                                          & (p.c.row_index == w.c.row_index))
                                   .join(r, r.c.run_id == w.c.run_id))
-                     .where(*_where(conn, f, with_points=True))
+                     .where(*where_clauses(conn, f, with_points=True))
                      .order_by(r.c.created_utc, r.c.run_id, w.c.row_index, p.c.metric))
             frame = pd.DataFrame(conn.execute(query).mappings().all(),
                                  columns=[c.name for c in columns])
@@ -187,7 +188,7 @@ def runs_frame(db: "str | Path | History", filters: Optional[Filters] = None
     try:
         with history.engine.connect() as conn:
             query = (select(*columns).select_from(w.join(r, r.c.run_id == w.c.run_id))
-                     .where(*_where(conn, f, with_points=False))
+                     .where(*where_clauses(conn, f, with_points=False))
                      .order_by(r.c.created_utc, r.c.run_id, w.c.row_index))
             lines = conn.execute(query).mappings().all()
     finally:

@@ -32,21 +32,21 @@ meta = Table(
 
 runs = Table(
     "runs", metadata,
-    Column("run_id", String(64), primary_key=True),
-    Column("suite", String(200), index=True),
-    Column("suite_sha256", String(64)),
+    Column("run_id", Text, primary_key=True),
+    Column("suite", Text, index=True),
+    Column("suite_sha256", Text),
     Column("suite_path", Text),
-    Column("created_utc", String(40), index=True),
-    Column("finished_utc", String(40)),
+    Column("created_utc", Text, index=True),
+    Column("finished_utc", Text),
     Column("complete", Boolean),
-    Column("kind", String(16)),  # run | ab
-    Column("label", String(200)),  # ab: the side/stage folder (round01-A, static-B)
-    Column("git_commit", String(64), index=True),
+    Column("kind", Text),  # run | ab
+    Column("label", Text),  # ab: the side/stage folder (round01-A, static-B)
+    Column("git_commit", Text, index=True),
     Column("git_dirty", Boolean),
-    Column("vitbench_version", String(40)),
-    Column("torch", String(40)),
-    Column("python", String(40)),
-    Column("hostname", String(200)),
+    Column("vitbench_version", Text),
+    Column("torch", Text),
+    Column("python", Text),
+    Column("hostname", Text),
     Column("packages", Text),  # JSON: package → version
     Column("environment", Text),  # JSON: results.json's environment, as written
     Column("command", Text),  # JSON list
@@ -54,31 +54,31 @@ runs = Table(
     Column("rows_total", Integer),
     Column("rows_ok", Integer),
     Column("source", Text),  # the results.json it came from
-    Column("appended_utc", String(40)),
+    Column("appended_utc", Text),
 )
 
 rows = Table(
     "rows", metadata,
-    Column("run_id", String(64), nullable=False),
+    Column("run_id", Text, nullable=False),
     Column("row_index", Integer, nullable=False),
-    Column("name", String(200), nullable=False, index=True),
-    Column("model", String(300)),
-    Column("status", String(16)),
+    Column("name", Text, nullable=False, index=True),
+    Column("model", Text),
+    Column("status", Text),
     Column("error", Text),
-    Column("device", String(32)),
-    Column("dtype", String(32)),
+    Column("device", Text),
+    Column("dtype", Text),
     Column("threads", Integer),
     Column("batch_size", Integer),
-    Column("image_size", String(32)),  # 224x224
-    Column("mode", String(16)),
-    Column("compile", String(32)),
+    Column("image_size", Text),  # 224x224
+    Column("mode", Text),
+    Column("compile", Text),
     Column("channels_last", Boolean),
     Column("autocast", Boolean),
-    Column("flops_convention", String(32)),
+    Column("flops_convention", Text),
     Column("params", BigInteger),  # exact parameter count (points hold params_m)
-    Column("gflops_counter", String(64)),
-    Column("memory_method", String(64)),
-    Column("env_key", String(16), index=True),
+    Column("gflops_counter", Text),
+    Column("memory_method", Text),
+    Column("env_key", Text, index=True),
     Column("env_label", Text),
     Column("flags", Text),  # comma list: unstable,contended,counters_disagree,...
     PrimaryKeyConstraint("run_id", "row_index"),
@@ -87,11 +87,11 @@ rows = Table(
 
 points = Table(
     "points", metadata,
-    Column("run_id", String(64), nullable=False),
+    Column("run_id", Text, nullable=False),
     Column("row_index", Integer, nullable=False),
-    Column("metric", String(40), nullable=False, index=True),
+    Column("metric", Text, nullable=False, index=True),
     Column("value", Float),
-    Column("unit", String(16)),
+    Column("unit", Text),
     Column("median", Float),
     Column("min", Float),
     Column("max", Float),

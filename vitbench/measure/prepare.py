@@ -7,7 +7,9 @@ from vitbench.config.spec import Job
 
 
 def prepare_module(job: Job, module):
-    """Move/cast the model as the job says; returns ``(module, forward_context_factory)``."""
+    """Move/cast the model as the job says; returns ``(module, forward_context_factory)``.
+    On a deployment runtime the module is a :class:`~vitbench.measure.runtimes.Deployed`
+    session, called like the module."""
     import contextlib
 
     import torch
@@ -18,7 +20,13 @@ def prepare_module(job: Job, module):
     module = module.to(device=device, dtype=torch.float32 if use_autocast else dtype)
     if job.channels_last:
         module = module.to(memory_format=torch.channels_last)
-    if job.compile:
+    if job.runtime in ("onnxruntime", "openvino", "tensorrt"):
+        # exported and run by a deployment runtime (vitbench.measure.runtimes), its output
+        # checked against eager's on the same fixed input the timed loop feeds it
+        from vitbench.measure.runtimes import deploy
+
+        module = deploy(job, module, prepare_inputs(job, module, job.batch_size))
+    elif job.compile:
         module = torch.compile(module, mode=None if job.compile == "default" else job.compile)
 
     def context():

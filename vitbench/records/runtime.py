@@ -1,0 +1,48 @@
+"""The runtime part of a row (:class:`Deployment`): how a deployment runtime ran the model
+(:mod:`vitbench.measure.runtimes`): the export (exporter, opset, graph size and nodes), the
+session's settings, and how far its output is from eager PyTorch's on the same input.
+
+Pure data, like :mod:`vitbench.records.parts`: frozen, unknown keys refused, no torch.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Optional
+
+from pydantic import Field
+
+from vitbench.records.parts import Part
+
+
+class Deployment(Part):
+    """An exported graph under a runtime, and its output against eager's."""
+
+    runtime: str
+    #: the runtime package's version (onnxruntime, openvino, tensorrt)
+    runtime_version: Optional[str] = None
+    #: ``torch.onnx.export (dynamo)`` or ``torch.onnx.export (torchscript)``
+    exporter: Optional[str] = None
+    opset: Optional[int] = None
+    #: the serialized ONNX graph with its weights, bytes
+    graph_bytes: Optional[int] = None
+    graph_nodes: Optional[int] = None
+    #: seconds to export (0 when this process reused the graph another process of the row
+    #: exported) and to build the runtime's session
+    export_s: Optional[float] = None
+    session_s: Optional[float] = None
+    export_reused: bool = False
+    #: what the session was built with: providers, threads, hints
+    session: dict[str, Any] = Field(default_factory=dict)
+    #: on the row's fixed timing input, the largest |runtime − eager| over every output
+    #: element, and that error divided by the largest |eager| value
+    max_abs_error: Optional[float] = None
+    max_rel_error: Optional[float] = None
+    #: the tolerance: a match is ``max_abs_error <= atol + rtol * max|eager|``
+    atol: Optional[float] = None
+    rtol: Optional[float] = None
+    outputs_match: Optional[bool] = None
+
+    @property
+    def comparable(self) -> bool:
+        """The latency may be set beside eager's: the outputs matched within tolerance."""
+        return self.outputs_match is not False
