@@ -47,3 +47,13 @@ def plan(suite: Suite, overrides: Optional[dict[str, Any]] = None, only=None, *,
                 break  # one row says it; a sweep of unavailable rows says nothing more
             planned.append(PlannedRow(entry, job, row))
     return planned
+
+
+def with_runtime(suite: Suite, runtime: Optional[str]) -> Suite:
+    """The suite with every row run on ``runtime`` (``vitbench ab --runtime-a/--runtime-b``:
+    one suite on two runtimes, rows matched by name); unchanged when ``runtime`` is None."""
+    if runtime is None:
+        return suite
+    defaults = suite.defaults.model_copy(update={"runtime": runtime})
+    models = [entry.model_copy(update={"runtime": runtime}) for entry in suite.models]
+    return suite.model_copy(update={"defaults": defaults, "models": models})
