@@ -152,3 +152,20 @@ def test_a_finished_run_has_nothing_to_resume(runs):
     assert outcome.code == 0 and "Traceback" not in outcome.stderr, outcome.stderr
     assert "nothing to resume" in outcome.stderr and "4 rows" in outcome.stderr
     assert (runs / "full" / "results.json").read_bytes() == before
+
+
+def test_a_row_is_final_only_when_every_planned_process_ran():
+    """``ok`` after pass 1 of a row planned for 3 processes is partial: resumed, it is
+    measured again; measured, failed, timed out or unavailable rows are kept."""
+    from vitbench.records import ModelResult
+    from vitbench.run.resume import is_final
+
+    def row(status: str, **environment) -> ModelResult:
+        return ModelResult(name="r", model="timm:resnet18", image_size=(32, 32), batch_size=1,
+                           device="cpu", dtype="float32", flops_convention="matmul",
+                           tolerance_pct=5.0, status=status, environment=environment)
+
+    assert [is_final(row(s)) for s in ("ok", "failed", "timeout", "unavailable")] == [True] * 4
+    assert not is_final(row("pending")) and not is_final(row("interrupted"))
+    assert not is_final(row("ok", timing_processes={"planned": 3, "done": 1}))
+    assert is_final(row("ok", timing_processes={"planned": 3, "done": 3}))
