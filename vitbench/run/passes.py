@@ -33,6 +33,12 @@ def timing_processes(row: ModelResult) -> Optional[dict]:
     return row.environment.get("timing_processes")
 
 
+def _needs_more(row: ModelResult) -> bool:
+    """Timed once in pass 1, more processes planned (a row kept by a resume has them all)."""
+    done = timing_processes(row)
+    return done is not None and done["done"] == 1 < done["planned"]
+
+
 def mark_first_process(row: ModelResult, job: Job) -> None:
     """After pass 1: the row's first process is done, ``job.processes`` planned."""
     if row.status == "ok" and row.latency is not None and row.latency.samples_ms:
@@ -51,8 +57,7 @@ class LaterPasses:
         self.save, self.notify, self.merge, self.should_stop = save, notify, merge, should_stop
         self.firsts = {i: run.results[i] for i, p in enumerate(planned)
                        if p.job is not None and i not in skip
-                       and timing_processes(run.results[i]) is not None
-                       and timing_processes(run.results[i])["planned"] > 1}
+                       and _needs_more(run.results[i])}
         self.others: dict[int, list[ModelResult]] = {i: [] for i in self.firsts}
         self.lockstep: dict[int, list[LockstepProcess]] = {i: [] for i in self.firsts}
         self.reference_samples: list[float] = []
