@@ -148,9 +148,10 @@ def test_a_folder_without_a_run_is_refused(runs):
 
 def test_a_finished_run_has_nothing_to_resume(runs):
     before = (runs / "full" / "results.json").read_bytes()
-    outcome = vitbench_cli(*RUN[2:], "--resume", "full", cwd=runs, timeout=120)
+    outcome = vitbench_cli(*RUN[2:], "--resume", "full", "--json", cwd=runs, timeout=120)
     assert outcome.code == 0 and "Traceback" not in outcome.stderr, outcome.stderr
     assert "nothing to resume" in outcome.stderr and "4 rows" in outcome.stderr
+    assert json.loads(outcome.stdout)["run_id"] == json.loads(before)["run_id"]
     assert (runs / "full" / "results.json").read_bytes() == before
 
 

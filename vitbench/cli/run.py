@@ -152,7 +152,7 @@ def save_suite_file(suite, overrides: dict[str, Any], path: Path) -> None:
 def resume_folder(folder: Path, out: Optional[Path], force: bool, suite, overrides, planned,
                   static_only: bool, in_process: bool):
     """``--resume DIR``: (DIR, its lock, the run to continue) once the settings are checked,
-    or (DIR, None, None) after saying so when that run is finished."""
+    or (DIR, None, that run) after saying so when it is finished."""
     from vitbench.cli.console import err
     from vitbench.run.resume import check_resume, claim_for_resume, nothing_to_resume
     from vitbench.run.runner import suite_fingerprint
@@ -172,7 +172,7 @@ def resume_folder(folder: Path, out: Optional[Path], force: bool, suite, overrid
         err.print(f"nothing to resume: every row of {folder / 'results.json'} is finished "
                   f"({len(previous.results)} rows)", highlight=False, markup=False,
                   soft_wrap=True)
-        return folder, None, None
+        return folder, None, previous
     return folder, lock, previous
 
 
@@ -260,7 +260,9 @@ def run(
         if resume is not None:
             out_dir, lock, previous = resume_folder(resume, out, force, suite, overrides, planned,
                                                     static_only, in_process)
-            if previous is None:  # nothing left to measure
+            if lock is None:  # nothing left to measure
+                if json_output:
+                    typer.echo(previous.to_json())
                 return
         else:
             out_dir = Path(out) if out is not None else default_out_dir(suite)
