@@ -133,6 +133,9 @@ def test_appending_or_importing_twice_never_duplicates(db, real_run, tmp_path):
     assert "warning: skipped" in done.stderr and str(broken) in done.stderr
     assert len(runs_frame(db)) == 1
     assert len(series(db, metric="latency_ms")) == 1
+    folder = runner.invoke(app, ["history", "import", str(real_run["results"].parent.parent),
+                                 "--history", db])  # a folder of runs: every results.json
+    assert "imported 0 new run(s), replaced 1, skipped 0" in folder.stdout, folder.output
 
 
 def test_series_and_the_listing_filter_by_suite_model_metric_env_date_and_commit(db, real_run):

@@ -181,15 +181,19 @@ def append_results(target: str | Path, paths: Iterable[str | Path], *, kind: str
 
 def expand(patterns: Iterable[str]) -> list[Path]:
     """Glob patterns (``results/**/results.json``; ``**`` crosses folders) and plain paths,
-    folders meaning their results.json, sorted and without repeats."""
+    sorted and without repeats. A folder means its results.json, or when it has none every
+    results.json below it (``results/lightweight``: all its runs)."""
     found: list[Path] = []
     for pattern in patterns:
         matches = glob.glob(os.path.expanduser(pattern), recursive=True)
         for match in sorted(matches) if matches else [pattern]:
             path = Path(match)
-            path = path / "results.json" if path.is_dir() else path
-            if path not in found:
-                found.append(path)
+            if path.is_dir():
+                inside = [path / "results.json"] if (path / "results.json").is_file() else \
+                    sorted(path.rglob("results.json"))
+            else:
+                inside = [path]
+            found.extend(p for p in inside if p not in found)
     return found
 
 
@@ -208,7 +212,8 @@ def import_results(target: str | Path, patterns: Iterable[str],
                 skipped += 1
                 continue
             kind = "ab" if any(part == "ab" for part in path.parts[:-2]) else "run"
-            if history.append(run, source=str(path), kind=kind):
+            label = path.parent.name if kind == "ab" else ""
+            if history.append(run, source=str(path), kind=kind, label=label):
                 new += 1
             else:
                 replaced += 1
