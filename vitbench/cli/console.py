@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import sys
-import time
 from pathlib import Path
 from typing import Optional
 
@@ -20,6 +19,7 @@ from rich.progress import (BarColumn, MofNCompleteColumn, Progress, SpinnerColum
 from rich.table import Table
 from rich.text import Text
 
+from vitbench.cli.scale import RunTally
 from vitbench.records import ModelResult, RunResult
 from vitbench.report.agreement import agreement_sentence, summarize_agreement
 from vitbench.report.flags import FLAGS, delta_mark, legend_text, status_text, warning_kinds
@@ -90,13 +90,30 @@ def results_table(run: RunResult) -> Table:
             number = footnotes.setdefault(row.error, len(footnotes) + 1)
             status.append(f" [{number}]")
         table.add_row(
-            Text(row.name, style="dim" if row.status == "unavailable" else ""), size,
+            Text(row.name + ("" if row.runtime is None else f" · {row.runtime}"),
+                 style="dim" if row.status == "unavailable" else ""), size,
             fmt(row.params_m), fmt_printed(row, "params_m"), _delta(row, "params_m"),
             fmt(row.gmacs, 3), fmt_printed(row, "gflops"), _delta(row, "gflops"),
             lat, fmt(row.throughput_img_s, 1), fmt(row.peak_memory_mib, 0), status,
         )
     table.footnotes = footnotes  # type: ignore[attr-defined]
     return table
+
+
+def runtime_lines(run: RunResult) -> list[str]:
+    """One line per row a deployment runtime ran: its output against eager's, the export."""
+    lines = []
+    for row in run.results:
+        d = row.deployment
+        if d is None or d.max_abs_error is None:
+            continue
+        verdict = "matches" if d.comparable else "DIFFERS from (latency not comparable)"
+        lines.append(
+            f"{row.name} · {d.runtime} {d.runtime_version or ''}: output {verdict} eager's, "
+            f"max abs error {d.max_abs_error:.1e} (relative {d.max_rel_error or 0:.1e}); "
+            f"{d.exporter}, opset {d.opset}, {d.graph_nodes} nodes, "
+            f"{(d.graph_bytes or 0) / 1e6:.1f} MB")
+    return lines
 
 
 def print_results(run: RunResult, out_dir: Optional[str] = None) -> None:
@@ -118,6 +135,8 @@ def print_results(run: RunResult, out_dir: Optional[str] = None) -> None:
             "  ", ("outside", "red"), f" {miss.name} {quantity}: printed {miss.printed:g}, "
             f"measured {miss.measured:.3f} ({miss.delta_pct:+.1f}%, allowed "
             f"±{miss.tolerance_pct:.1f}%) — ", reason), highlight=False)
+    for line in runtime_lines(run):
+        out.print(f"• {escape(line)}", style="dim", highlight=False)
     for row in run.results:
         for warning in row.warnings:
             out.print(Text.assemble(("warning", "yellow"), f" {row.name}: {warning}"),
@@ -131,7 +150,8 @@ def print_results(run: RunResult, out_dir: Optional[str] = None) -> None:
 
 def make_progress() -> Progress:
     return Progress(SpinnerColumn(), TextColumn("[bold]{task.description}"), BarColumn(),
-                    MofNCompleteColumn(), TimeElapsedColumn(), TextColumn("{task.fields[detail]}"),
+                    MofNCompleteColumn(), TimeElapsedColumn(), TextColumn("{task.fields[tally]}"),
+                    TextColumn("{task.fields[detail]}"),
                     console=err, transient=False)
 
 
@@ -146,11 +166,13 @@ def stderr_is_terminal() -> bool:
 
 class LineLog:
     """The progress display for logs and pipes: one plain line per stage and per finished row
-    (``[3/14] PVTv2-B0: ok, median 56.1 ms (41 s)``), flushed as it happens, no markup."""
+    (``[3/14] PVTv2-B0: ok, median 56.1 ms (41 s)``), flushed as it happens, no markup; after
+    each measured row of a run of several, the tally (``[3/14] 3 done, 1 failed, 11 left,
+    about 6 min to go``)."""
 
-    def __init__(self, title: str, rows: int, stream=None) -> None:
+    def __init__(self, title: str, rows: int, stream=None, measured: Optional[int] = None) -> None:
         self.title, self.rows, self.stream = title, rows, stream or sys.stderr
-        self.started: dict[int, float] = {}
+        self.tally = RunTally(rows, measured)
 
     def __enter__(self) -> "LineLog":
         return self
@@ -164,7 +186,7 @@ class LineLog:
     def __call__(self, kind: str, index: int, row, detail: str) -> None:
         where = f"[{index + 1}/{self.rows}] {row.name}"
         if kind == "start":
-            self.started[index] = time.perf_counter()
+            self.tally.start(index)
             self._line(f"{where}: start ({row.model or 'no model'})")
         elif kind == "stage":
             self._line(f"{self.title}: {detail}" if detail.startswith("writing")
@@ -176,30 +198,37 @@ class LineLog:
                 parts.append(f"median {latency.median:.1f} ms")
             if row.error:
                 parts.append(row.error.splitlines()[0][:200])
-            elapsed = time.perf_counter() - self.started.pop(index, time.perf_counter())
-            took = f" ({elapsed:.0f} s)" if elapsed >= 0.5 else ""
+            elapsed = self.tally.finish(index, detail)
+            took = f" ({elapsed:.0f} s)" if elapsed is not None and elapsed >= 0.5 else ""
             self._line(f"{where}: {', '.join(parts)}{took}")
+            if elapsed is not None and self.tally.measured > 1:
+                self._line(f"[{self.tally.done}/{self.rows}] {self.tally.text()}")
 
 
-def suite_progress(title: str, rows: int, *, terminal: Optional[bool] = None):
+def suite_progress(title: str, rows: int, *, terminal: Optional[bool] = None,
+                   measured: Optional[int] = None):
     """A progress bar for a suite run and the ``on_event`` callback that drives it
-    (:data:`vitbench.run.runner.EventCallback`): rows done, the current row and stage. Not a
-    terminal (a log file, CI): a :class:`LineLog` instead, one line per stage and row."""
+    (:data:`vitbench.run.runner.EventCallback`): rows done, failed and left, an estimate of
+    the time left (``measured``: the rows that will be measured), the current row and stage.
+    Not a terminal (a log file, CI): a :class:`LineLog` instead, one line per stage and row."""
     if not (stderr_is_terminal() if terminal is None else terminal):
-        log = LineLog(title, rows)
+        log = LineLog(title, rows, measured=measured)
         return log, log
     progress = make_progress()
-    task = progress.add_task(escape(title), total=rows, detail="")
+    tally = RunTally(rows, measured)
+    task = progress.add_task(escape(title), total=rows, detail="", tally="")
 
     def on_event(kind: str, index: int, row, detail: str) -> None:
         name = escape(row.name)
         if kind == "start":
+            tally.start(index)
             progress.update(task, detail=f"{name}: starting")
         elif kind == "stage":
             progress.update(task, detail=escape(detail) if detail.startswith("writing")
                             else f"{name}: {escape(detail)}")
         elif kind == "done":
+            tally.finish(index, detail)
             progress.advance(task)
-            progress.update(task, detail=f"{name}: {escape(detail)}")
+            progress.update(task, detail=f"{name}: {escape(detail)}", tally=tally.text())
 
     return progress, on_event

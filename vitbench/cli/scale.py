@@ -1,0 +1,114 @@
+"""Runs of many rows: ``--references`` for the command line, ``--max-run-time``, and the
+tally (rows done/failed/left, time left) the progress display shows."""
+
+from __future__ import annotations
+
+import re
+import time
+from pathlib import Path
+from typing import Any, Callable, Optional
+
+from vitbench.errors import VitbenchError
+
+REFERENCES_HELP = ("printed params/GFLOPs for every row from a results CSV: timm's "
+                   "results/benchmark-infer-*.csv columns (model, param_count, infer_gmacs, "
+                   "infer_img_size) or any CSV with --references-columns; a row takes its "
+                   "model's line at its own input size; values the suite printed win")
+REFERENCES_COLUMNS_HELP = ("the CSV's column names as KEY=COLUMN pairs, comma-separated, "
+                           "KEY one of model, params_m, gflops, image_size; e.g. "
+                           "model=name,gflops=gmacs [default: timm's]")
+MAX_RUN_TIME_HELP = ("stop starting rows once the run has taken this long (90s, 45m, 2h, "
+                     "1h30m): rows under way finish, rows not started become interrupted "
+                     "with the reason, exit 1 (not --max-time: one row's timing)")
+_DURATION = re.compile(r"(\d+(?:\.\d*)?|\.\d+)\s*(h|m|min|s)?", re.IGNORECASE)
+_UNIT_S = {"h": 3600.0, "m": 60.0, "min": 60.0, "s": 1.0, None: 1.0}
+
+
+def parse_duration(text: str) -> float:
+    """``90`` or ``90s`` → 90.0, ``45m`` → 2700.0, ``1h30m`` → 5400.0 (seconds, > 0);
+    anything else is a one-line :class:`VitbenchError` about ``--max-run-time``."""
+    spelled = text.strip().replace(" ", "")
+    total, at = 0.0, 0
+    while at < len(spelled):
+        match = _DURATION.match(spelled, at)
+        if not match or (match.group(2) is None and match.end() != len(spelled)):
+            raise VitbenchError(f"--max-run-time: expected a duration such as 90s, 45m, 2h "
+                                f"or 1h30m, got {text!r}")
+        total += float(match.group(1)) * _UNIT_S[(match.group(2) or "").lower() or None]
+        at = match.end()
+    if total <= 0:
+        raise VitbenchError(f"--max-run-time: expected a duration above zero, got {text!r}")
+    return total
+
+
+def human_duration(seconds: float) -> str:
+    """``42 s``, ``7 min``, ``3.2 h``: how long, to the precision an estimate deserves."""
+    if seconds < 90:
+        return f"{max(seconds, 0):.0f} s"
+    if seconds < 90 * 60:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
+def deadline_hook(limit_s: Optional[float], text: Optional[str],
+                  started: float) -> Optional[Callable[[], Optional[str]]]:
+    """The runner's ``should_stop``: once ``limit_s`` has passed since ``started``
+    (``time.monotonic()``), the reason every row not started yet carries."""
+    if limit_s is None:
+        return None
+
+    def should_stop() -> Optional[str]:
+        if time.monotonic() - started < limit_s:
+            return None
+        return f"not started: the run's --max-run-time {text} had passed"
+
+    return should_stop
+
+
+def with_references(suite, path: Optional[Path], columns: Optional[str],
+                    overrides: dict[str, Any]):
+    """``(suite, summary line)`` with the CSV's params/GFLOPs filled in, or ``(suite, None)``
+    without ``--references``; a bad CSV or mapping raises a one-line VitbenchError."""
+    from vitbench.config.references import ReferenceTable, apply_references, parse_columns
+
+    if path is None:
+        if columns:
+            raise VitbenchError("--references-columns needs --references PATH.csv")
+        return suite, None
+    table = ReferenceTable.load(path, parse_columns(columns))
+    suite, applied = apply_references(suite, table, overrides)
+    return suite, applied.summary()
+
+
+class RunTally:
+    """Rows done, failed and left, and an estimate of the time left: the mean time of the
+    rows measured so far times the rows still to measure (unavailable rows cost nothing)."""
+
+    def __init__(self, rows: int, measured: Optional[int] = None) -> None:
+        self.rows, self.measured = rows, rows if measured is None else measured
+        self.done = self.failed = 0
+        self.durations: list[float] = []
+        self.started: dict[int, float] = {}
+
+    def start(self, index: int) -> None:
+        self.started[index] = time.perf_counter()
+
+    def finish(self, index: int, status: str) -> Optional[float]:
+        """Count a finished row; its seconds if it was measured here."""
+        self.done += 1
+        self.failed += status in ("failed", "timeout")
+        began = self.started.pop(index, None)
+        if began is None:
+            return None
+        self.durations.append(time.perf_counter() - began)
+        return self.durations[-1]
+
+    def text(self) -> str:
+        left = self.rows - self.done
+        parts = [f"{self.done} done"] + ([f"{self.failed} failed"] if self.failed else [])
+        parts.append(f"{left} left")
+        to_measure = self.measured - len(self.durations)
+        if left and to_measure > 0 and self.durations:
+            mean = sum(self.durations) / len(self.durations)
+            parts.append(f"about {human_duration(mean * to_measure)} to go")
+        return ", ".join(parts)
