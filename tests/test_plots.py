@@ -47,7 +47,7 @@ def test_render_all_gives_images_and_reasons(b1_b4):
     drawn, skipped = plots.render_all(b1_b4, ("png", "svg"))
     assert [p.name for p in drawn] == ["latency_vs_gflops", "top1_vs_latency", "top1_vs_gflops",
                                        "measured_vs_printed", "throughput_vs_batch"]
-    assert [name for name, _ in skipped] == ["resolution_sweep"]
+    assert [name for name, _ in skipped] == ["resolution_sweep", "speedup_vs_eager"]
     for plot in drawn:
         assert plot.images["png"][:8] == b"\x89PNG\r\n\x1a\n"
         assert b"<svg" in plot.images["svg"][:2000]

@@ -110,6 +110,20 @@ def test_an_export_failure_is_a_failed_row_and_the_suite_completes(tmp_path):
     assert status[("Opaque", "eager")]["status"] == "ok"
     assert status[("Tiny", "onnxruntime")]["status"] == "ok"
     assert status[("Tiny", "onnxruntime")]["deployment"]["outputs_match"] is True
+    # the merged table: a latency column per runtime, the output error beside it
+    from vitbench.report.merge import load_runs, merge_runs
+    from vitbench.report.plots.runtimes import speedups
+
+    report = merge_runs(*load_runs([tmp_path / "out"]))
+    assert [c.label for c in report.columns] == ["CPU eager", "CPU onnxruntime"]
+    assert set(speedups(report)["CPU onnxruntime"]) == {"Tiny"}
+    markdown = (tmp_path / "out" / "results.md").read_text()
+    assert "CPU onnxruntime latency (ms)" in markdown and "CPU onnxruntime max abs err" in markdown
+    import csv
+
+    lines = list(csv.DictReader((tmp_path / "out" / "results.csv").open()))
+    assert [(r["name"], r["runtime"]) for r in lines][-1] == ("Tiny", "onnxruntime")
+    assert lines[-1]["onnx_opset"] and lines[-1]["runtime_outputs_match"] == "True"
 
 
 @pytest.mark.gpu

@@ -46,3 +46,9 @@ class Deployment(Part):
     def comparable(self) -> bool:
         """The latency may be set beside eager's: the outputs matched within tolerance."""
         return self.outputs_match is not False
+
+    def error_text(self) -> str:
+        """The output check in words, e.g. for a report cell's tooltip."""
+        return (f"max |{self.runtime} − eager| {self.max_abs_error or 0:.1e} on the timing input "
+                f"(relative {self.max_rel_error or 0:.1e}); tolerance {self.atol:g} + "
+                f"{self.rtol:g}·max|eager|")

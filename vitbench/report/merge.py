@@ -13,9 +13,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional, Sequence
 
+from vitbench.config.spec import RUNTIMES
 from vitbench.errors import ResultsError
 from vitbench.files import results_file
 from vitbench.records import ModelResult, RunResult
+
+
+#: Columns of one device and batch in this order: eager first, as the speed-ups divide by it.
+RUNTIME_ORDER = {name: index for index, name in enumerate(RUNTIMES)}
 
 
 @dataclass
@@ -30,6 +35,8 @@ class Column:
     threads: Optional[int]
     image_size: Optional[tuple] = None
     label: str = ""
+    #: what ran the rows (eager, compile, onnxruntime, openvino, tensorrt): a column each
+    runtime: str = "eager"
 
     @property
     def device_label(self) -> str:
@@ -73,12 +80,20 @@ class MergedReport:
 def _column_key(run_index: int, row: ModelResult, sweep: bool) -> tuple:
     # One column per run and device: rows of one run that set their own batch or input size
     # stay in the run's column (the table says so in the row), as a paper's table would. A
-    # run with a batch sweep (one row per name and batch size) gets a column per batch size.
-    return (run_index, row.device, row.batch_size if sweep else None)
+    # run with a batch sweep (one row per name and batch size) gets a column per batch size,
+    # and one that ran rows on several runtimes a column per runtime.
+    return column_key(run_index, row, sweep)
+
+
+def column_key(run_index: int, row: ModelResult, sweep: bool) -> tuple:
+    """The key of the column ``row`` of run ``run_index`` lands in (eager keys have no
+    runtime part, as before runtimes existed)."""
+    runtime = () if row.runtime_name == "eager" else (row.runtime_name,)
+    return (run_index, row.device, row.batch_size if sweep else None, *runtime)
 
 
 def _is_sweep(run: RunResult) -> bool:
-    names = [r.name for r in run.results if r.status != "unavailable"]
+    names = [(r.name, r.runtime_name) for r in run.results if r.status != "unavailable"]
     return len(names) != len(set(names))
 
 
@@ -105,6 +120,8 @@ def _label_columns(columns: list[Column]) -> None:
 
     for column in columns:
         parts = [column.device_label]
+        if differs("runtime"):
+            parts.append(column.runtime)
         if differs("batch_size"):
             parts.append(f"b{column.batch_size}")
         if differs("dtype"):
@@ -156,15 +173,19 @@ def merge_runs(runs: Sequence[RunResult], sources: Sequence[str | Path] = ()) ->
             if key not in columns:
                 columns[key] = Column(key=key, run_index=index, device=result.device,
                                       batch_size=result.batch_size, dtype=result.dtype,
-                                      threads=result.threads)
+                                      threads=result.threads, runtime=result.runtime_name)
             merged.cells[key] = result
     for column in columns.values():
         _fill_column(column, [r.cells[column.key] for r in rows.values() if column.key in r.cells])
     # CPU columns first, as the papers print them; then by batch size.
     ordered_columns = sorted(columns.values(), key=lambda c: (
         {"cpu": 0}.get(c.device, 1), c.batch_size, c.dtype, c.threads or 0, c.image_size or (),
-        c.run_index))
+        RUNTIME_ORDER.get(c.runtime, len(RUNTIME_ORDER)), c.run_index))
     _label_columns(ordered_columns)
+    for column in ordered_columns:  # runs of `run --each-node-type`: a column per machine type
+        node_type = runs[column.run_index].environment.get("node_type")
+        if node_type:
+            column.label = f"{column.device_label} · {node_type}"
     # The suite's row order, whichever run (an --only subset, say) came first.
     order: dict[str, int] = {}
     for run in runs:

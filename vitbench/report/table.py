@@ -147,6 +147,9 @@ def build_table(data: RunLike) -> Table:
                for r in report.rows):
             heads.append((f"{group} × ref", group, "× ref", True))
             column_fields.append((column, "relative"))
+        if any(r.cell(column) is not None and r.cell(column).deployment for r in report.rows):
+            heads.append((f"{group} max abs err", group, "max abs err", True))
+            column_fields.append((column, "output_error"))
         if column.key in printed_latency_after:
             heads.append(("paper (ms)", group, "paper (ms)", True))
             column_fields.append((column, "printed_latency"))
@@ -235,7 +238,6 @@ def _column_cell(table: Table, merged: MergedRow, column: Column, what: str) -> 
                  f"ms, 95% CI {fmt_ms(latency.ci_low)}–{fmt_ms(latency.ci_high)}"
                  f" ms, n={latency.n}" + (f"; {FLAGS['unstable'].meaning}" if unstable else ""))
         if result.deployment is not None and not result.deployment.comparable:
-            # the runtime's output is not eager's: its time is not the same model's time
             return Cell(text + " (output ≠ eager)", latency.median, kind="bad",
                         title=title + "; not comparable: the output differs from eager's")
         return Cell(text, latency.median, kind="warn" if unstable else "", title=title)
@@ -246,6 +248,12 @@ def _column_cell(table: Table, merged: MergedRow, column: Column, what: str) -> 
         return Cell(fmt(rel.ratio, 3), rel.ratio, title=(
             f"{rel.ratio:.3f}× {rel.reference}, 95% CI {rel.ci_low:.3f}–{rel.ci_high:.3f}, "
             f"{rel.block_pairs} block pairs in {len(rel.process_ratios)} processes"))
+    if what == "output_error":  # a deployment runtime's output against eager's
+        d = result.deployment
+        if d is None or d.max_abs_error is None:
+            return Cell("–", None)
+        return Cell(f"{d.max_abs_error:.1e}" + ("" if d.comparable else " ✗"), d.max_abs_error,
+                    kind="" if d.comparable else "bad", title=d.error_text())
     if what == "throughput":
         return Cell(fmt(result.throughput_img_s, 1), result.throughput_img_s)
     if what == "energy":

@@ -23,18 +23,20 @@ from vitbench.report.plots.figures import (Outcome, Plot, Skip, pareto_front,
                                            plot_top1_vs_latency)
 from vitbench.report.plots.labels import place_labels
 from vitbench.report.plots.style import MARKERS, OKABE_ITO, figure_legend, new_figure, plot_style
+from vitbench.report.plots.runtimes import plot_speedup_vs_eager
 from vitbench.report.plots.tolerance import plot_measured_vs_printed
 
 __all__ = ["MARKERS", "OKABE_ITO", "PLOTTERS", "IMAGE_FORMATS", "Outcome", "Plot", "RenderedPlot",
            "Skip", "figure_legend", "new_figure", "pareto_front", "place_labels",
            "plot_latency_vs_gflops", "plot_measured_vs_printed", "plot_resolution_sweep",
-           "plot_style", "plot_throughput_vs_batch", "plot_top1_vs_gflops",
+           "plot_speedup_vs_eager", "plot_style", "plot_throughput_vs_batch",
+           "plot_top1_vs_gflops",
            "plot_top1_vs_latency", "render_all"]
 
 #: Every plot of a report, in the order the reports show them.
 PLOTTERS: tuple[Callable[[MergedReport], Outcome], ...] = (
     plot_latency_vs_gflops, plot_top1_vs_latency, plot_top1_vs_gflops, plot_measured_vs_printed,
-    plot_throughput_vs_batch, plot_resolution_sweep)
+    plot_throughput_vs_batch, plot_resolution_sweep, plot_speedup_vs_eager)
 
 #: The image formats :func:`render_all` writes.
 IMAGE_FORMATS: tuple[str, ...] = ("png", "svg")
