@@ -234,3 +234,21 @@ def test_a_history_that_cannot_be_written_warns_and_the_run_still_passes(real_ru
     assert f"vitbench history import {real_run['results']}" in warning[0]
     append_to_history("off", [real_run["results"]])  # off: nothing at all
     assert capsys.readouterr().err == ""
+
+
+def test_ab_sides_are_kept_apart_even_when_their_suites_are_the_same(db, real_run, tmp_path):
+    """ab's lockstep rounds carry no run_id, and an A/A comparison (one suite file, two code
+    revisions) gives A and B the same derived id: the side's folder tells them apart."""
+    from vitbench.cli.history import append_to_history
+
+    run = RunResult.load(real_run["results"])
+    made = []
+    for label in ("stage1-round00-A", "stage1-round00-B"):
+        side = run.model_copy(update={"run_id": None})
+        made.append(side.save(tmp_path / "ab" / label / "results.json"))
+    append_to_history(db, made, kind="ab", labels=["stage1-round00-A", "stage1-round00-B"])
+    runs = runs_frame(db)
+    assert list(runs["kind"]) == ["ab", "ab"] and runs["run_id"].str.endswith("-A").sum() == 1
+    done = runner.invoke(app, ["history", "import", str(tmp_path / "ab"), "--history", db])
+    assert "imported 0 new run(s), replaced 2" in done.stdout, done.output
+

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import glob
 import os
+import re
 from pathlib import Path
 from typing import Any, Callable, Iterable, Optional
 
@@ -25,6 +26,8 @@ from vitbench.records import RunResult
 DEFAULT_HISTORY = "results/history.sqlite"
 #: The environment variable ``--history`` falls back to (CI sets a URL once).
 HISTORY_ENV = "VITBENCH_HISTORY"
+#: The folders ``vitbench ab`` keeps each side's runs in (static-A, stage1-round03-B).
+AB_FOLDER = re.compile(r"(static|stage\d+-.+)-[AB]")
 #: ``--history`` values that turn the history off.
 OFF = ("off", "none", "no", "false", "0")
 
@@ -120,10 +123,14 @@ class History:
     def append(self, run: RunResult, *, source: str = "", kind: str = "run", label: str = "",
                commit: Optional[str] = None, dirty: Optional[bool] = None) -> bool:
         """Add ``run`` (all its rows and metrics); replace it if its ``run_id`` is already
-        there. True when it was new."""
+        there. True when it was new. A run without a ``run_id`` of its own (an ``ab``
+        lockstep round) is stored as its derived id and ``label``: the A and B rounds of one
+        suite share time and suite hash, so the derived id alone would merge them."""
         from sqlalchemy import delete, select
         from sqlalchemy.exc import SQLAlchemyError
 
+        if not run.run_id and label:
+            run = run.model_copy(update={"run_id": f"{run.id}-{label.replace('/', '-')}"})
         run_id = run.id
         line = run_line(run, source=source, kind=kind, label=label, commit=commit,
                         dirty=dirty, appended_utc=utc_now())
@@ -211,7 +218,7 @@ def import_results(target: str | Path, patterns: Iterable[str],
                 warn(f"skipped {exc}")
                 skipped += 1
                 continue
-            kind = "ab" if any(part == "ab" for part in path.parts[:-2]) else "run"
+            kind = "ab" if AB_FOLDER.fullmatch(path.parent.name) else "run"
             label = path.parent.name if kind == "ab" else ""
             if history.append(run, source=str(path), kind=kind, label=label):
                 new += 1
