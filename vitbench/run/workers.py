@@ -23,12 +23,12 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Callable, Iterator, Optional
 
-from vitbench.build.pythonpath import (PYTHON_PATH_ENV, isolated_env, worker_command,
-                                       worker_python_path)
+from vitbench.build.pythonpath import PYTHON_PATH_ENV, isolated_env, worker_python_path
 from vitbench.config.spec import Job
 from vitbench.files import write_atomic
 from vitbench.measure.worker import DEADLINE_GRACE_S, PARENT_PID_ENV
 from vitbench.records import ModelResult
+from vitbench.run.forkserver import Worker, resolved_start, start_worker
 
 try:
     import fcntl
@@ -80,10 +80,9 @@ def run_worker(job: Job, on_stage: Callable[[str], None] = lambda s: None) -> Mo
         job_path, row_path, err_path = (Path(tmp) / n for n in ("job.json", "row.json", "err.txt"))
         write_atomic(job_path, job.model_dump_json())
         with open(err_path, "w+", encoding="utf-8", errors="replace") as stderr:
-            proc = subprocess.Popen(
-                worker_command("vitbench.measure.worker", str(job_path), str(row_path)),
-                stdout=subprocess.PIPE, stderr=stderr, env=env, text=True,
-                stdin=subprocess.PIPE, start_new_session=True)
+            proc = start_worker("vitbench.measure.worker", [str(job_path), str(row_path)], env,
+                                stderr=stderr, text=True,
+                                start=resolved_start(job.worker_start, job.device))
             stages: list[str] = []  # the last one says what a worker that died was doing
             reader = threading.Thread(target=relay_stages, daemon=True, args=(
                 proc, lambda stage: (stages.append(stage), on_stage(stage))))
@@ -92,15 +91,21 @@ def run_worker(job: Job, on_stage: Callable[[str], None] = lambda s: None) -> Mo
                 returncode = proc.wait(timeout=job.timeout_s)
             except subprocess.TimeoutExpired:
                 kill(proc)
-                return failed_row(job, "timeout",
-                                   f"timed out after {job.timeout_s:g} s (timeout_s); worker killed")
+                return started_as(proc, failed_row(
+                    job, "timeout", f"timed out after {job.timeout_s:g} s (timeout_s); worker killed"))
             finally:
                 if proc.poll() is None:
                     kill(proc)
                 proc.stdin.close()
                 reader.join(timeout=5)
             if row_path.is_file():
-                return ModelResult.model_validate_json(row_path.read_text(encoding="utf-8"))
+                try:
+                    return started_as(proc, ModelResult.model_validate_json(
+                        row_path.read_text(encoding="utf-8")))
+                except ValueError as exc:  # e.g. the package changed under a long run
+                    why = (f"the worker's row could not be read ({str(exc).splitlines()[0]}); "
+                           "was vitbench updated while it ran?")
+                    return failed_row(job, "failed", why[:800])
             stderr.seek(0)
             tail = [line for line in stderr.read().splitlines()
                     if line.strip() and not is_warning_noise(line)][-3:]
@@ -108,7 +113,15 @@ def run_worker(job: Job, on_stage: Callable[[str], None] = lambda s: None) -> Mo
         if stages[-1:] == ["import"]:  # see vitbench.measure.worker
             reason += f" while importing {job.model.split(':')[1]}"
         detail = f": {' | '.join(tail)}" if tail else ""
-        return failed_row(job, "failed", f"worker {reason}{detail}"[:800])
+        return started_as(proc, failed_row(job, "failed", f"worker {reason}{detail}"[:800]))
+
+
+def started_as(proc: Worker, row: ModelResult) -> ModelResult:
+    """Record how the row's worker started (fork | fresh), and why a fork fell back."""
+    row.environment["worker_start"] = proc.start
+    if proc.note:
+        row.warnings.append(f"worker start: {proc.note}")
+    return row
 
 
 def more_processes(job: Job, first: ModelResult, on_stage: Callable[[str], None]) -> ModelResult:
@@ -132,13 +145,13 @@ def is_warning_noise(line: str) -> bool:
     return "Warning:" in text or text.startswith("warnings.warn(")
 
 
-def relay_stages(proc: subprocess.Popen, on_stage: Callable[[str], None]) -> None:
+def relay_stages(proc: Worker, on_stage: Callable[[str], None]) -> None:
     for line in proc.stdout:  # blocks on the pipe; ends when the worker exits
         if line.startswith("stage "):
             on_stage(line.split(" ", 1)[1].strip())
 
 
-def kill(proc: subprocess.Popen) -> None:
+def kill(proc: Worker) -> None:
     try:
         os.killpg(proc.pid, signal.SIGKILL)
     except (ProcessLookupError, PermissionError):
