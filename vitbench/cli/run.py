@@ -253,6 +253,7 @@ def run(
         suite = load_suite(suite_path) if suite_path is not None else models_suite(model, overrides)
         suite, references_line = with_references(suite, references, references_columns, overrides)
         time_limit = parse_duration(max_run_time) if max_run_time is not None else None
+        deadline = deadline_hook(time_limit, max_run_time, started)
         planned = plan(suite, overrides, only, static_only=static_only)
         check_devices(planned)  # before the result folder exists or any model is built
         check_runtimes((p.row.name, p.job) for p in planned if p.job is not None)
@@ -301,8 +302,7 @@ def run(
                                executor=measure_on,
                                command=["vitbench", *sys.argv[1:]], resume=previous,
                                **({"reference_model": reference_model} if reference_model else {}),
-                               **({"should_stop": deadline_hook(time_limit, max_run_time, started)}
-                                  if time_limit else {}))
+                               **({"should_stop": deadline} if deadline else {}))
     except RunStoppedError as exc:  # the disk refused results.json: show what was measured
         print_results(exc.run)
         raise fail(str(exc), exc.exit_code) from None
@@ -327,10 +327,11 @@ def run(
         print_time_breakdown(result, time.monotonic() - started)
     append_to_history(history, [out_dir / "results.json"], quiet=quiet or json_output)
     not_started = sum(r.status == "interrupted" for r in result.results)
-    if not_started:  # --max-run-time passed: one line, exit 1 (the run is not all there)
-        err.print(f"--max-run-time {max_run_time} passed: {not_started} rows not started "
-                  f"(marked interrupted); finished rows are in {out_dir / 'results.json'}",
-                  highlight=False, markup=False, soft_wrap=True)
+    if deadline is not None and deadline.fired:  # one line; exit 1 if rows were not started
+        what = (f"{not_started} rows not started (marked interrupted)" if not_started else
+                "the later timing passes stopped (rows say in how many processes they were timed)")
+        err.print(f"--max-run-time {max_run_time} passed: {what}; finished rows are in "
+                  f"{out_dir / 'results.json'}", highlight=False, markup=False, soft_wrap=True)
     if any(r.status in ("failed", "timeout", "interrupted") for r in result.results):
         raise typer.Exit(ExitCode.FAILED)
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 import time
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any, Optional
 
 from vitbench.errors import VitbenchError
 
@@ -50,19 +50,25 @@ def human_duration(seconds: float) -> str:
     return f"{seconds / 3600:.1f} h"
 
 
+class Deadline:
+    """The runner's ``should_stop`` for ``--max-run-time``: once ``limit_s`` has passed since
+    ``started`` (``time.monotonic()``), the reason every row not started yet carries;
+    ``fired`` keeps it, so the command can say the limit cut the run short."""
+
+    def __init__(self, limit_s: float, text: str, started: float) -> None:
+        self.limit_s, self.text, self.started = limit_s, text, started
+        self.fired: Optional[str] = None
+
+    def __call__(self) -> Optional[str]:
+        if time.monotonic() - self.started >= self.limit_s:
+            self.fired = f"not started: the run's --max-run-time {self.text} had passed"
+        return self.fired
+
+
 def deadline_hook(limit_s: Optional[float], text: Optional[str],
-                  started: float) -> Optional[Callable[[], Optional[str]]]:
-    """The runner's ``should_stop``: once ``limit_s`` has passed since ``started``
-    (``time.monotonic()``), the reason every row not started yet carries."""
-    if limit_s is None:
-        return None
-
-    def should_stop() -> Optional[str]:
-        if time.monotonic() - started < limit_s:
-            return None
-        return f"not started: the run's --max-run-time {text} had passed"
-
-    return should_stop
+                  started: float) -> Optional[Deadline]:
+    """A :class:`Deadline`, or None without ``--max-run-time``."""
+    return None if limit_s is None else Deadline(limit_s, text or f"{limit_s:g}s", started)
 
 
 def with_references(suite, path: Optional[Path], columns: Optional[str],
