@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -153,3 +154,27 @@ def test_trend_bad_input_is_one_line_and_exit_2(real_run, tmp_path):
     assert other.exit_code == 2 and "no " in other.output and "other" in other.output
     flat = runner.invoke(app, ["trend", "trendy", "--history", str(db), "--changes"])
     assert flat.exit_code == 0 and "no change point" in flat.stdout
+
+
+CHROMIUM_REQUIRED = os.environ.get("VITBENCH_REQUIRE_CHROMIUM") == "1"
+HAVE_CHROMIUM = any(shutil.which(b) for b in ("chromium", "chromium-browser", "google-chrome"))
+
+
+@pytest.mark.skipif(not (HAVE_CHROMIUM or CHROMIUM_REQUIRED),
+                    reason="chromium not installed (apt-get install -y chromium)")
+def test_the_dashboard_renders_in_headless_chromium(real_run, tmp_path):
+    assert HAVE_CHROMIUM, "VITBENCH_REQUIRE_CHROMIUM=1 but no chromium on PATH"
+    db = tmp_path / "h.sqlite"
+    history(db, real_run, noisy(10, 5, 0.01) * np.where(np.arange(10) >= 6, 1.3, 1.0),
+            tmp_path)
+    out = tmp_path / "trend"
+    done = runner.invoke(app, ["trend", "trendy", "--history", str(db), "--out", str(out),
+                               "--metric", "latency_ms", "--metric", "params_m"])
+    assert done.exit_code == 0, done.output
+    shot = tmp_path / "shot.png"
+    rendered = subprocess.run([str(REPO / "scripts" / "screenshot_report.sh"),
+                               str(out / "dashboard.html"), str(shot), "1200x900"],
+                              capture_output=True, text=True, timeout=120)
+    assert rendered.returncode == 0, rendered.stderr
+    data = shot.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 30_000  # a page, not a blank

@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 
 CSS = """
 body { font: 14px/1.45 system-ui, -apple-system, "Segoe UI", Roboto, "DejaVu Sans", sans-serif;
-       color: #1b1f24; margin: 0 auto; padding: 20px 28px 48px; max-width: 1600px; }
+       color: #1b1f24; margin: 0; padding: 20px 28px 48px; }
 h1 { font-size: 22px; margin: 0 0 4px; }
 h2 { font-size: 17px; margin: 28px 0 10px; border-bottom: 1px solid #d8dee4; }
 .meta, .note { color: #5b6570; margin: 0 0 12px; }
@@ -33,7 +33,7 @@ th { background: #f3f5f7; }
 td.num { text-align: right; }
 .grid td { padding: 4px; border: none; }
 .grid th.model { text-align: right; background: none; padding-right: 10px; }
-.cell img { width: 330px; height: auto; border: 1px solid #d8dee4; border-radius: 5px; }
+.cell img { width: 280px; height: auto; border: 1px solid #d8dee4; border-radius: 5px; }
 .cell.regression img { border: 2px solid #D55E00; }
 .cell.improvement img { border: 2px solid #009E73; }
 .badge { font-size: 11.5px; font-weight: 600; }

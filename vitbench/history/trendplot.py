@@ -49,10 +49,13 @@ def draw_metric(ax: Axes, points: "pd.DataFrame", positions: dict[str, int],
                 changes: Sequence[ChangePoint] = (), *, legend: bool = True) -> None:
     """One metric's lines on ``ax``: a line per (model, env_key), CI bands, change points."""
     groups = list(points.groupby(["model", "env_key"], sort=True))
+    marked: dict[int, int] = {}  # change points already labelled at each x
     for i, ((model, env), line) in enumerate(groups):
         line = line.dropna(subset=["value"])
         xs = [positions[r] for r in line["run_id"]]
-        color, marker = OKABE_ITO[i % len(OKABE_ITO)], MARKERS[i % len(MARKERS)]
+        # past 8 lines the colours repeat with the next marker: no two lines look alike
+        color = OKABE_ITO[i % len(OKABE_ITO)]
+        marker = MARKERS[(i + i // len(OKABE_ITO)) % len(MARKERS)]
         label = model if points["env_key"].nunique() == 1 else f"{model} · {env[:6]}"
         ax.plot(xs, line["value"], color=color, marker=marker, markersize=4, linewidth=1.2,
                 label=label if legend else None)
@@ -70,8 +73,9 @@ def draw_metric(ax: Axes, points: "pd.DataFrame", positions: dict[str, int],
             ax.axvline(x - 0.5, color=CHANGE_COLOR[change.direction], linestyle="--",
                        linewidth=1.1, label=f"change point ({change.direction})" if legend
                        else None)
+            marked[x] = marked.get(x, 0) + 1
             ax.annotate(f"{change.change_pct:+.1f} %", (x - 0.5, 1), xycoords=("data",
-                        "axes fraction"), xytext=(3, -10), textcoords="offset points",
+                        "axes fraction"), xytext=(3, -10 * marked[x]), textcoords="offset points",
                         fontsize=7.5, color=CHANGE_COLOR[change.direction])
 
 
