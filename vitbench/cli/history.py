@@ -57,7 +57,9 @@ def append_to_history(value: Optional[str], paths: Iterable[Path], *, kind: str 
         return
     if not quiet:
         ids = ", ".join(run_id for run_id, _ in done[:2]) + (" …" if len(done) > 2 else "")
-        err.print(f"history: {len(done)} run(s) appended to {escape(str(target))} ({ids})",
+        from vitbench.history.store import shown
+
+        err.print(f"history: {len(done)} run(s) appended to {escape(shown(target))} ({ids})",
                   markup=True, highlight=False, soft_wrap=True, style="dim")
 
 
@@ -129,7 +131,9 @@ def history(
     elif json_output:
         print_json(frame.astype(object).where(frame.notna(), None).to_dict(orient="records"))
     else:
-        _print_table(frame, bool(metric), target)
+        from vitbench.history.store import shown
+
+        _print_table(frame, bool(metric), shown(target))
 
 
 def _print_table(frame: Any, points: bool, target: str) -> None:
@@ -199,7 +203,7 @@ def import_(
     from rich.markup import escape
 
     from vitbench.cli.console import err, out
-    from vitbench.history.store import import_results
+    from vitbench.history.store import import_results, shown
 
     target = history_target(database or ctx.obj)
     if target is None:
@@ -213,7 +217,7 @@ def import_(
         new, replaced, skipped = import_results(target, patterns, warn)
     except VitbenchError as exc:
         raise fail(str(exc), exc.exit_code) from None
-    out.print(f"imported {new} new run(s), replaced {replaced}, skipped {skipped} into {target}",
+    out.print(f"imported {new} new run(s), replaced {replaced}, skipped {skipped} into {shown(target)}",
               markup=False, highlight=False)
 
 
@@ -225,6 +229,7 @@ def history_baseline_side(value: Optional[str], spec: str, candidate: list[Path]
     from vitbench.cli.console import err
     from vitbench.gate import Baseline, GateError, load_results
     from vitbench.history.baseline import baseline_document
+    from vitbench.history.store import shown
     from vitbench.files import utc_now
 
     target = history_target(value)
@@ -235,7 +240,7 @@ def history_baseline_side(value: Optional[str], spec: str, candidate: list[Path]
                         f"quantiles only; use --quantile 0.2 or 0.5")
     document = baseline_document(target, load_results(candidate), spec, created_utc=utc_now())
     used = document["sources"][1:]
-    err.print(f"baseline: history:{spec} — {len(used)} comparable run(s) from {target} "
+    err.print(f"baseline: history:{spec} — {len(used)} comparable run(s) from {shown(target)} "
               f"({used[0]} … {used[-1]})", markup=False, highlight=False, soft_wrap=True)
     side = Baseline.from_document(document, f"history:{spec}").to_side("baseline")
     side.sources = list(document["sources"])

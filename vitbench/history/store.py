@@ -50,6 +50,19 @@ def history_url(target: str | Path) -> str:
     return text
 
 
+def shown(target: str | Path) -> str:
+    """``target`` as it may be printed: a URL's password hidden."""
+    text = str(target)
+    if "://" not in text:
+        return text
+    from sqlalchemy.engine import make_url
+
+    try:
+        return make_url(history_url(text)).render_as_string(hide_password=True)
+    except Exception:  # noqa: BLE001 - unparsable: show the scheme only
+        return text.split("://", 1)[0] + "://…"
+
+
 class History:
     """An open history database: :meth:`append` runs, read them with
     :func:`vitbench.history.series` and :func:`vitbench.history.runs_frame`."""
@@ -84,41 +97,44 @@ class History:
     @property
     def shown(self) -> str:
         """The target as it may be printed: a URL's password hidden."""
-        if "://" not in self.target:
-            return self.target
-        from sqlalchemy.engine import make_url
-
-        try:
-            return make_url(history_url(self.target)).render_as_string(hide_password=True)
-        except Exception:  # noqa: BLE001 - unparsable: show the scheme only
-            return self.target.split("://", 1)[0] + "://…"
+        return shown(self.target)
 
     def _ready(self, create: bool) -> None:
-        """Create the tables in an empty database; refuse another schema version."""
-        from sqlalchemy import inspect, select
+        """Create the tables in an empty database; refuse another schema version. Two
+        processes creating the same new database at once: the loser's error is retried
+        once, and then finds the winner's tables."""
         from sqlalchemy.exc import SQLAlchemyError
 
-        try:
-            if not inspect(self.engine).has_table("meta"):
-                if not create:
-                    raise HistoryError(f"{self.shown}: not a vitbench history database "
-                                       f"(no meta table)")
-                schema.metadata.create_all(self.engine, checkfirst=True)
-                with self.engine.begin() as conn:
-                    if conn.execute(select(schema.meta.c.key)).first() is None:
-                        conn.execute(schema.meta.insert(), [
-                            {"key": "schema", "value": schema.HISTORY_SCHEMA},
-                            {"key": "version", "value": str(schema.SCHEMA_VERSION)},
-                            {"key": "created_utc", "value": utc_now()}])
-            with self.engine.connect() as conn:
-                found = dict(conn.execute(select(schema.meta.c.key, schema.meta.c.value)).all())
-        except SQLAlchemyError as exc:
-            raise HistoryError(f"{self.shown}: cannot open the history database "
-                               f"({_first_line(exc)})") from None
+        for attempt in (1, 2):
+            try:
+                found = self._meta(create)
+                break
+            except SQLAlchemyError as exc:
+                if attempt == 2 or not create:
+                    raise HistoryError(f"{self.shown}: cannot open the history database "
+                                       f"({_first_line(exc)})") from None
         if found.get("version") != str(schema.SCHEMA_VERSION):
             raise HistoryError(
                 f"{self.shown}: history schema version {found.get('version')!r}, this vitbench "
                 f"reads version {schema.SCHEMA_VERSION}: use a new file or the matching vitbench")
+
+    def _meta(self, create: bool) -> dict[str, str]:
+        """The ``meta`` table's rows, after creating every table in an empty database."""
+        from sqlalchemy import inspect, select
+
+        if not inspect(self.engine).has_table("meta"):
+            if not create:
+                raise HistoryError(f"{self.shown}: not a vitbench history database "
+                                   f"(no meta table)")
+            schema.metadata.create_all(self.engine, checkfirst=True)
+            with self.engine.begin() as conn:
+                if conn.execute(select(schema.meta.c.key)).first() is None:
+                    conn.execute(schema.meta.insert(), [
+                        {"key": "schema", "value": schema.HISTORY_SCHEMA},
+                        {"key": "version", "value": str(schema.SCHEMA_VERSION)},
+                        {"key": "created_utc", "value": utc_now()}])
+        with self.engine.connect() as conn:
+            return dict(conn.execute(select(schema.meta.c.key, schema.meta.c.value)).all())
 
     def append(self, run: RunResult, *, source: str = "", kind: str = "run", label: str = "",
                commit: Optional[str] = None, dirty: Optional[bool] = None) -> bool:
