@@ -55,6 +55,12 @@ def _serve(job: Job, proto, commands: queue.Queue[bytes]) -> int:
                 send({"event": "stage", "stage": "build"})
             torch.manual_seed(0)
             module = zoo.build_model(job.model, job.kwargs, job.image_size)
+            reparameterization = "as-built"
+            if job.reparameterize:
+                from vitbench.build.deploy import reparameterize
+
+                outcome = reparameterize(module)
+                module, reparameterization = outcome.module, outcome.mode
             params = count_params(module)
             module, context = prepare_module(job, module)
             inputs = prepare_inputs(job, module, job.batch_size)
@@ -76,6 +82,7 @@ def _serve(job: Job, proto, commands: queue.Queue[bytes]) -> int:
                       "error": f"first call: {exc.__class__.__name__}: {exc}"[:500]})
                 return 0
             send({"event": "ready", "first_call_ms": first_ns / 1e6, "params": params,
+                  "reparameterization": reparameterization,
                   "torch_num_threads": torch.get_num_threads()})
             timed_calls = 0
             while line := commands.get():  # b"": stdin closed (a worker started by hand)
