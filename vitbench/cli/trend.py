@@ -77,6 +77,7 @@ def trend(
 
     Examples:
 
+    \b
       vitbench trend suites/lightweight.yaml --out trend/
       vitbench trend lightweight --model PVTv2-B0 --metric latency_ms --out trend/
       vitbench trend lightweight --changes --window 5     # nightly: exit 1 on a regression
