@@ -201,3 +201,18 @@ def test_durations_and_the_tally():
     tally.start(3)
     tally.finish(3, "timeout")
     assert tally.text() == "4 done, 2 failed, 0 left"
+
+
+def test_suite_new_teaches_in_its_help_at_80_columns():
+    from typer.testing import CliRunner
+
+    from vitbench.cli import app
+
+    runner = CliRunner()
+    for args in (["suite", "--help"], ["suite", "new", "--help"], ["run", "--help"]):
+        text = runner.invoke(app, args, env={"COLUMNS": "80"}, terminal_width=80).stdout
+        assert text.startswith("Usage:") and not [l for l in text.splitlines() if len(l) > 80]
+    text = runner.invoke(app, ["suite", "new", "--help"], env={"COLUMNS": "80"}).stdout
+    assert "Examples:" in text and "--references-columns" in text
+    run_help = " ".join(runner.invoke(app, ["run", "--help"], terminal_width=200).stdout.split())
+    assert "'timm:vit_*'" in run_help and "--max-run-time DURATION" in run_help
