@@ -252,3 +252,26 @@ def test_ab_sides_are_kept_apart_even_when_their_suites_are_the_same(db, real_ru
     done = runner.invoke(app, ["history", "import", str(tmp_path / "ab"), "--history", db])
     assert "imported 0 new run(s), replaced 2" in done.stdout, done.output
 
+
+def test_env_key_is_stable_and_splits_what_makes_timings_incomparable():
+    """A key once written must mean the same forever (histories outlive vitbench versions);
+    a deployment runtime, a thread count or another CPU model is another key, the host name
+    is not (CI runners are renamed every job)."""
+    from tests.helpers_gate import row, run
+    from vitbench.history.record import env_key, point_lines
+    from vitbench.records.relative import RelativeLatency
+
+    measured = run(row("m", latency=10.0))
+    env, line = measured.environment, measured.results[0]
+    assert env_key(env, line) == "342b8114b6c5"  # pinned: keys already in databases
+    assert env_key({**env, "hostname": "runner-7"}, line) == "342b8114b6c5"
+    line.runtime = "eager"
+    assert env_key(env, line) == "342b8114b6c5"
+    assert env_key(env, line.model_copy(update={"runtime": "openvino"})) != "342b8114b6c5"
+    assert env_key(env, line.model_copy(update={"threads": 2})) != "342b8114b6c5"
+    assert env_key({**env, "cpu": "other"}, line) != "342b8114b6c5"
+    line.relative = RelativeLatency(reference="timm:resnet18", ratio=1.2, ci_low=1.1,
+                                    ci_high=1.3, block_pairs=30)
+    relative = [p for p in point_lines(measured, 0, line) if p["metric"] == "latency_relative"]
+    assert relative[0]["value"] == 1.2 and relative[0]["unit"] == "× timm:resnet18"
+

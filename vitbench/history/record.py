@@ -23,11 +23,15 @@ MACHINE_FIELDS = ("cpu", "cpu_count_usable", "python", "torch", "gpu", "cuda", "
 #: Row settings that make its timings comparable.
 SETTING_FIELDS = ("device", "dtype", "threads", "batch_size", "image_size", "mode", "compile",
                   "channels_last", "autocast")
+#: Row settings that join the key only when set (so keys made before they existed stay
+#: valid): the deployment runtime (eager is the default) and reparameterization.
+OPTIONAL_SETTING_FIELDS = ("runtime", "reparameterization")
 #: Package versions a ``runs`` line keeps (from the run's environment).
 PACKAGES = ("vitbench", "torch", "torchvision", "timm", "fvcore", "numpy", "transformers")
 #: metric → unit; the names the ``points`` table and :func:`vitbench.history.series` use.
 METRICS = {
-    "params_m": "M", "gflops": "GMACs", "latency_ms": "ms", "throughput_img_s": "img/s",
+    "params_m": "M", "gflops": "GMACs", "latency_ms": "ms", "latency_relative": "× reference",
+    "throughput_img_s": "img/s",
     "first_call_ms": "ms", "peak_memory_mib": "MiB", "reserved_memory_mib": "MiB",
     "foreign_cpu_pct": "%", "gpu_power_w": "W", "energy_j_per_img": "J/img",
 }
@@ -60,6 +64,10 @@ def env_fields(environment: dict[str, Any], row: ModelResult) -> dict[str, Any]:
         machine.update(gpu=None, cuda=None, cudnn=None)
     settings = {k: getattr(row, k) for k in SETTING_FIELDS}
     settings["image_size"] = "x".join(map(str, row.image_size))
+    for k in OPTIONAL_SETTING_FIELDS:
+        value = getattr(row, k, None)
+        if value not in (None, "eager", "as-built"):
+            settings[k] = value
     return {**machine, **settings}
 
 
@@ -77,6 +85,8 @@ def env_label(environment: dict[str, Any], row: ModelResult) -> str:
     extra = [f"b{row.batch_size}", "x".join(map(str, row.image_size)), row.dtype]
     if row.compile:
         extra.append(f"compile {row.compile}")
+    if getattr(row, "runtime", None) not in (None, "eager"):
+        extra.append(str(row.runtime))
     return (f"{where} · {row.device}{threads} · torch {environment.get('torch') or '?'} · "
             + " ".join(extra))
 
@@ -168,6 +178,11 @@ def point_lines(run: RunResult, index: int, row: ModelResult) -> list[dict[str, 
         add("throughput_img_s", latency.throughput_img_s)
     if latency is not None:
         add("first_call_ms", latency.first_call_ms)
+    relative = getattr(row, "relative", None)
+    if relative is not None:  # the ratio to the run's reference model (unit names it)
+        add("latency_relative", relative.ratio, unit=f"× {relative.reference}",
+            median=relative.ratio, ci_low=relative.ci_low, ci_high=relative.ci_high,
+            n=relative.block_pairs)
     if row.memory is not None:
         add("peak_memory_mib", row.memory.peak_mib)
         add("reserved_memory_mib", row.memory.reserved_mib)
