@@ -141,3 +141,15 @@ def test_gpu_runtime_matches_eager_and_is_timed(runtime):
     assert row.deployment.session["providers"][0] == (
         "TensorrtExecutionProvider" if runtime == "tensorrt" else "CUDAExecutionProvider")
     assert row.deployment.outputs_match is True and len(row.latency.samples_ms) >= 5
+
+
+@pytest.mark.skipif(__import__("importlib.util").util.find_spec("openvino") is None,
+                    reason="openvino not installed")
+def test_runtime_check_times_the_same_graph_with_benchmark_app():
+    from vitbench.tools.runtimecheck import runtime_agreement
+
+    result = runtime_agreement(small_job(TINY, runtime="openvino", min_time_s=0.2, count=False),
+                               rounds=1, seconds=1)
+    assert len(result.vitbench_ms) == len(result.tool_ms) == 1
+    assert result.vitbench_ms[0] > 0 and result.tool_ms[0] > 0 and result.ratio > 0
+    assert "median ratio" in result.lines()[-1]

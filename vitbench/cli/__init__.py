@@ -9,6 +9,7 @@ from vitbench.cli.app import app, main
 # Each import registers its commands; the order is the order of `vitbench --help`.
 from vitbench.cli import run, suites, suitenew, results  # noqa: F401, E402
 from vitbench.cli import report, agreement, gate, profile, sweep, selfcheck, schema  # noqa: F401, E402
+from vitbench.cli import runtimecheck  # noqa: F401, E402
 from vitbench.cli import trend  # noqa: F401, E402
 from vitbench.cli import history  # noqa: F401, E402
 

@@ -42,6 +42,8 @@ EXTRAS: dict[str, tuple[str, tuple[str, ...]]] = {
 #: (atol, rtol) by dtype: outputs match when max|runtime − eager| <= atol + rtol·max|eager|
 TOLERANCE: dict[str, tuple[float, float]] = {
     "float32": (1e-4, 1e-3), "float16": (1e-3, 2e-2), "bfloat16": (1e-2, 5e-2)}
+#: a folder to export into instead of the per-parent temporary one (vitbench runtime-check)
+EXPORT_DIR_ENV = "VITBENCH_EXPORT_DIR"
 #: the ONNX opset the TorchScript exporter (the fallback) is asked for
 FALLBACK_OPSET = 17
 
@@ -126,6 +128,10 @@ def _first_line(exc: BaseException) -> str:
 def _export_dir() -> Path:
     """Where the processes of one run share their exported graphs: one folder per parent
     process (the runner or the ab parent), removed once that process is gone."""
+    if os.environ.get(EXPORT_DIR_ENV):  # a tool that reads the graph too (runtime-check)
+        folder = Path(os.environ[EXPORT_DIR_ENV])
+        folder.mkdir(parents=True, exist_ok=True)
+        return folder
     root = Path(tempfile.gettempdir())
     for stale in root.glob("vitbench-export-*"):
         try:
