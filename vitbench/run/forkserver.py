@@ -26,13 +26,13 @@ from the server are part of the resident set it subtracts, as a fresh worker's i
 
 ``worker_start`` chooses (:func:`resolved_start`): ``fork`` by default on Linux for CPU rows;
 ``fresh`` elsewhere and for CUDA rows. If a server cannot start or dies, the worker starts
-fresh and the row says so in a warning; no row is lost.
+fresh and the row says so in a warning; no row is lost. The server's own process is
+:mod:`vitbench.run.forkserve`.
 """
 
 from __future__ import annotations
 
 import atexit
-import importlib
 import json
 import os
 import select
@@ -45,14 +45,10 @@ import threading
 import time
 from typing import IO, Optional
 
-#: what a server imports before it forks (missing ones are skipped: the child reports them)
-PRELOAD = ("torch", "torchvision", "timm", "fvcore.nn", "vitbench.build.zoo",
-           "vitbench.measure.job", "vitbench.measure.worker", "vitbench.measure.lockstep_worker")
-#: the only modules a server runs in its children
-WORKER_MODULES = ("vitbench.measure.worker", "vitbench.measure.lockstep_worker")
+from vitbench.run.forkserve import MESSAGE_BYTES
+
 #: how long a run waits for a server to import everything before starting workers fresh
 SERVER_START_S = 300.0
-_MESSAGE = 1 << 16
 
 
 class ServerUnavailable(Exception):
@@ -104,7 +100,7 @@ class Worker:
             ready, _, _ = select.select([self._channel], [], [], timeout)
             if not ready:
                 return False
-            data = self._channel.recv(_MESSAGE)
+            data = self._channel.recv(MESSAGE_BYTES)
         except OSError:
             data = b""
         if data:
@@ -131,7 +127,7 @@ class ForkServer:
         started = time.monotonic()
         try:
             self.proc = subprocess.Popen(
-                worker_command("vitbench.run.forkserver", str(theirs.fileno())),
+                worker_command("vitbench.run.forkserve", str(theirs.fileno())),
                 env={**env, PARENT_PID_ENV: str(os.getpid())}, stdin=subprocess.DEVNULL,
                 stdout=subprocess.DEVNULL, stderr=self.log, pass_fds=[theirs.fileno()],
                 start_new_session=True)
@@ -139,7 +135,7 @@ class ForkServer:
             theirs.close()
         self.control, self.lock = ours, threading.Lock()
         ready, _, _ = select.select([ours], [], [], SERVER_START_S)
-        hello = json.loads(ours.recv(_MESSAGE) or b"{}") if ready else {}
+        hello = json.loads(ours.recv(MESSAGE_BYTES) or b"{}") if ready else {}
         if "error" in hello or "pid" not in hello:
             reason = hello.get("error") or self._why(
                 f"not ready after {SERVER_START_S:g} s" if not ready else "exited")
@@ -163,7 +159,7 @@ class ForkServer:
             with self.lock:
                 socket.send_fds(self.control, [request], [*stdio, child.fileno()])
             ready, _, _ = select.select([mine], [], [], 60)
-            data = mine.recv(_MESSAGE) if ready else b""
+            data = mine.recv(MESSAGE_BYTES) if ready else b""
         except OSError as exc:
             mine.close()
             raise ServerUnavailable(self._why(f"unreachable ({exc})")) from None
@@ -264,153 +260,3 @@ def start_worker(module: str, args: list[str], env: dict[str, str], *, stderr: I
                             stdout=subprocess.PIPE, stderr=stderr, env=env, text=text,
                             start_new_session=True)
     return Worker(proc.pid, proc.stdin, proc.stdout, popen=proc, start="fresh", note=note)
-
-
-# --- the server process ---------------------------------------------------------------------
-
-
-def _preload() -> None:
-    """Import :data:`PRELOAD`. numpy's OpenBLAS starts ``OPENBLAS_NUM_THREADS − 1`` threads
-    when it loads, and a fork must not copy a process with threads: numpy is imported with
-    one BLAS thread (torch's own BLAS is MKL on OpenMP, whose threads start at the first
-    parallel op, in the child; numpy's BLAS is not what a model's forward pass runs)."""
-    asked = os.environ.get("OPENBLAS_NUM_THREADS")
-    os.environ["OPENBLAS_NUM_THREADS"] = "1"
-    try:
-        import numpy  # noqa: F401
-    except ImportError:
-        pass
-    finally:
-        if asked is None:
-            del os.environ["OPENBLAS_NUM_THREADS"]
-        else:
-            os.environ["OPENBLAS_NUM_THREADS"] = asked
-    for name in PRELOAD:
-        try:
-            importlib.import_module(name)
-        except Exception:  # noqa: BLE001 - a child that needs it reports the failure
-            pass
-
-
-def _child(request: dict, stdio: list[int], server_fds: list[int],
-           sockets: list[socket.socket]) -> None:
-    """In the forked child: become a fresh worker, run the module's ``main``, exit."""
-    code = 1
-    try:
-        os.setsid()
-        for target, fd in enumerate(stdio):
-            os.dup2(fd, target)
-        # the server's sockets are detached first, so no object closes a reused number later
-        for fd in {*stdio, *server_fds, *(s.detach() for s in sockets)}:
-            if fd > 2:
-                os.close(fd)
-        signal.set_wakeup_fd(-1)
-        for signum in (signal.SIGCHLD, signal.SIGTERM, signal.SIGHUP):
-            signal.signal(signum, signal.SIG_DFL)
-        signal.signal(signal.SIGINT, signal.default_int_handler)
-        from vitbench.measure.worker import PARENT_PID_ENV
-
-        os.environ[PARENT_PID_ENV] = str(os.getppid())
-        os.chdir(request["cwd"])
-        import random
-
-        random.seed()
-        if "numpy" in sys.modules:
-            sys.modules["numpy"].random.seed()
-        sys.argv = [request["module"], *request["args"]]
-        module = importlib.import_module(request["module"])
-        code = module.main(list(request["args"]))
-    except SystemExit as exc:
-        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
-    except BaseException:  # noqa: BLE001 - reported on stderr, like an uncaught exception
-        import traceback
-
-        traceback.print_exc()
-    finally:
-        for stream in (sys.stdout, sys.stderr):
-            try:
-                stream.flush()
-            except (OSError, ValueError):
-                pass
-        os._exit(code if isinstance(code, int) else 0)
-
-
-def serve(control_fd: int) -> None:
-    """The server's loop: fork a child per request, report each child's exit status on its
-    channel, and exit (killing the children's groups) when the run's end of ``control`` closes."""
-    from vitbench.measure.worker import ORPHANED, PARENT_PID_ENV
-
-    if os.environ.get(PARENT_PID_ENV) != str(os.getppid()):
-        os._exit(ORPHANED)
-    control = socket.socket(fileno=control_fd)
-    began = time.monotonic()
-    _preload()
-    threads = len(os.listdir("/proc/self/task"))
-    if threads != 1:
-        control.send(json.dumps({"error": f"{threads} threads after importing torch "
-                                          "(forking would be unsafe)"}).encode())
-        return
-    wake_r, wake_w = os.pipe()
-    os.set_blocking(wake_w, False)
-    signal.set_wakeup_fd(wake_w)
-    signal.signal(signal.SIGCHLD, lambda *_: None)
-    control.send(json.dumps({"pid": os.getpid(),
-                             "import_s": round(time.monotonic() - began, 3)}).encode())
-    children: dict[int, socket.socket] = {}
-    while True:
-        ready, _, _ = select.select([control, wake_r], [], [])
-        if wake_r in ready:
-            os.read(wake_r, 4096)
-            _reap(children)
-        if control in ready:
-            try:
-                data, fds, _, _ = socket.recv_fds(control, _MESSAGE, 4)
-            except OSError:
-                data, fds = b"", []
-            if not data:
-                break
-            request, channel = json.loads(data), socket.socket(fileno=fds[3])
-            if request.get("module") not in WORKER_MODULES:
-                for fd in fds[:3]:
-                    os.close(fd)
-                channel.close()
-                continue
-            pid = os.fork()
-            if pid == 0:
-                _child(request, fds[:3], [wake_r, wake_w],
-                       [control, channel, *children.values()])
-            for fd in fds[:3]:
-                os.close(fd)
-            children[pid] = channel
-            try:
-                channel.send(json.dumps({"pid": pid}).encode())
-            except OSError:
-                pass
-            _reap(children)
-    for pid in children:
-        try:
-            os.killpg(pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass
-
-
-def _reap(children: dict[int, socket.socket]) -> None:
-    while children:
-        try:
-            pid, status = os.waitpid(-1, os.WNOHANG)
-        except ChildProcessError:
-            return
-        if pid == 0:
-            return
-        channel = children.pop(pid, None)
-        if channel is not None:
-            try:
-                channel.send(json.dumps({"exit": os.waitstatus_to_exitcode(status)}).encode())
-            except OSError:
-                pass
-            channel.close()
-
-
-if __name__ == "__main__":
-    serve(int(sys.argv[1]))
-    os._exit(0)
