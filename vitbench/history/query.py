@@ -165,8 +165,10 @@ def series(db: "str | Path | History", *, suite: Names = None, model: Names = No
     finally:
         if history is not db:
             history.close()
-    if not frame.empty:
+    if not frame.empty:  # nullable types: a missing thread count is <NA>, not 1.0 vs NaN
         frame["dirty"] = frame["dirty"].astype("boolean")
+        for column in ("row_index", "threads", "batch_size", "n"):
+            frame[column] = frame[column].astype("Int64")
     return frame
 
 
@@ -174,7 +176,8 @@ def runs_frame(db: "str | Path | History", filters: Optional[Filters] = None
                ) -> "pd.DataFrame":
     """One line per run that has a row passing ``filters`` (metric filters ignored), oldest
     first: ``run_id, created_utc, suite, commit, dirty, kind, rows`` (matching rows),
-    ``ok`` (of them, ok), ``environments`` (their distinct env_keys), ``vitbench_version,
+    ``ok`` (of them, ok), ``environments`` (the distinct env_keys of those that were not
+    ``unavailable``), ``vitbench_version,
     torch, source``."""
     import pandas as pd
     from sqlalchemy import select
@@ -204,7 +207,7 @@ def runs_frame(db: "str | Path | History", filters: Optional[Filters] = None
             "source": line["source"]})
         entry["rows"] += 1
         entry["ok"] += line["status"] == "ok"
-        if line["env_key"] not in entry["environments"]:
+        if line["status"] != "unavailable" and line["env_key"] not in entry["environments"]:
             entry["environments"].append(line["env_key"])
     frame = pd.DataFrame(list(runs.values()), columns=[
         "run_id", "created_utc", "suite", "commit", "dirty", "kind", "rows", "ok",
