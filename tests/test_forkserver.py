@@ -152,3 +152,13 @@ def test_a_server_that_cannot_start_falls_back_to_a_fresh_worker(monkeypatch):
     assert row.environment["worker_start"] == "fresh"
     assert any("fork server did not start" in w and "fresh process" in w
                for w in row.warnings), row.warnings
+
+
+def test_a_lockstep_worker_forks_too_and_its_row_says_so():
+    from vitbench.gate.lockstep import measure_pair
+
+    outcome = measure_pair({"A": fork_job("tiny", repeat=5), "B": fork_job("tiny", repeat=5)})
+    for row in outcome.rows.values():
+        assert row.status == "ok", row.error
+        assert row.environment["worker_start"] == "fork" and row.latency.samples_ms
+    assert len(outcome.log_ratios) >= 20

@@ -70,6 +70,10 @@ class LockstepWorker:
                 self.buffer += chunk
         line, self.buffer = self.buffer.split(b"\n", 1)
         message = json.loads(line)
+        if message.get("event") == "ready":  # how it started: fork | fresh (side_row keeps it)
+            message["worker_start"] = self.proc.start
+            if self.proc.note:
+                message["worker_start_note"] = self.proc.note
         if message.get("event") == "stage":
             self.stage = message.get("stage", "")
             return self.receive(deadline)
@@ -129,7 +133,10 @@ def side_row(job: Job, ready: dict, finish: dict, samples: list[float], *,
         minor_faults_per_call=finish.get("minor_faults_per_call"))
     memory = finish.get("memory")
     row.memory = None if memory is None else PeakMemory.model_validate(memory)
-    row.environment = {"torch_num_threads": ready["torch_num_threads"], "lockstep": lockstep}
+    row.environment = {"torch_num_threads": ready["torch_num_threads"], "lockstep": lockstep,
+                       "worker_start": ready.get("worker_start", "fresh")}
+    if ready.get("worker_start_note"):
+        row.warnings.append(f"worker start: {ready['worker_start_note']}")
     if spread is not None and spread > DRIFT_RATIO:
         row.warnings.append(f"drift: the medians of the four quarters of the timed blocks "
                             f"differ by {spread:.2f}x (the lockstep ratio is robust to it)")
