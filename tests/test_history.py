@@ -174,6 +174,11 @@ def test_compare_against_the_last_n_comparable_runs_of_the_history(db, real_run,
     noise = 1 + 0.004 * np.random.default_rng(3).standard_normal(8)
     history_of(db, run, list(noise))
     history_of(db, run, [1.0, 1.0], day=25, threads=2)  # not comparable: other settings
+    static = shifted(run, 50, 1.0, day=27)  # the newest, but static-only: no latency
+    for row in static.results:
+        row.latency = None
+    with History(db) as history:
+        history.append(static)
     candidates = []
     for i, factor in enumerate((1.30, 1.31, 1.29, 1.30)):
         path = tmp_path / f"c{i}" / "results.json"
@@ -183,6 +188,7 @@ def test_compare_against_the_last_n_comparable_runs_of_the_history(db, real_run,
                                  "--history", db, "--metrics", "params,gflops,latency"])
     assert slower.exit_code == 1, slower.output
     assert "6 comparable run(s)" in slower.stderr and "FAIL" in slower.stdout
+    assert static.id not in slower.stderr  # a timed candidate is judged by timed runs
     same = []
     for i, factor in enumerate((1.0, 1.002, 0.998, 1.001)):
         path = tmp_path / f"s{i}" / "results.json"

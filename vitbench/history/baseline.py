@@ -6,7 +6,8 @@ baseline file.
 A history run is comparable when it measured a row of the candidate (same row name) with the
 candidate's ``env_key`` (same machine model, software and timing settings); it has to be a
 ``vitbench run`` (``ab`` rounds are left out: their B side is someone's candidate), of the
-candidate's suite unless the filter names another, and not one of the candidate runs.
+candidate's suite unless the filter names another, and not one of the candidate runs; when
+the candidate was timed, only timed runs count (a static-only run has no latency to compare).
 
 The filter: comma-separated ``key=value`` pairs; a bare word is a suite name. Keys:
 ``suite``, ``model`` (row names, ``|``-separated), ``env`` (an env_key prefix or label
@@ -128,6 +129,11 @@ def baseline_document(db: "str | Path | History", candidate: Sequence[RunResult]
                 .select_from(w.join(r, r.c.run_id == w.c.run_id)).where(*clauses)
                 .order_by(r.c.created_utc, r.c.run_id, w.c.row_index)).mappings()]
             lines = [x for x in lines if x["env_key"] in wanted.get(x["name"], ())]
+            if any(row.latency_summary for run in candidate for row in run.results):
+                timed = set(conn.execute(select(p.c.run_id).distinct().where(
+                    p.c.metric == "latency_ms",
+                    p.c.run_id.in_({x["run_id"] for x in lines}))).scalars())
+                lines = [x for x in lines if x["run_id"] in timed]
             used = list(dict.fromkeys(x["run_id"] for x in lines))[-spec.last:]
             lines = [x for x in lines if x["run_id"] in used]
             values: dict[tuple[str, int], dict[str, Any]] = {}
