@@ -74,10 +74,9 @@ def processes_in(folder: Path) -> set[int]:
 
 
 def worker_temp_dir(pid: int) -> Path:
-    """The ``vitbench-*`` folder of a worker, from its command line (``… JOB.json ROW.json``)."""
-    args = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-    job = next(a.decode() for a in args if a.endswith(b"job.json"))
-    return Path(job).parent
+    """The ``vitbench-*`` folder of a worker: where its stderr (``err.txt``) is written (a
+    forked worker's command line is its fork server's, not ``… JOB.json ROW.json``)."""
+    return Path(os.readlink(f"/proc/{pid}/fd/2")).parent
 
 
 def start_hanging_run(tmp_path: Path) -> tuple[subprocess.Popen, int, Path]:
