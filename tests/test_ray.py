@@ -239,3 +239,12 @@ def test_ray_options_need_the_ray_executor(tmp_path):
     (tmp_path / "suite.yaml").write_text(SUITE)
     outcome = vitbench_cli("run", "suite.yaml", "--address", "auto", cwd=tmp_path)
     assert_clean_failure(outcome, 2, "--address", "--executor ray")
+
+
+def test_an_address_nobody_answers_on_is_one_line(tmp_path):
+    (tmp_path / "suite.yaml").write_text(SUITE)
+    address = f"127.0.0.1:{free_port()}"
+    outcome = vitbench_cli("run", "suite.yaml", "--executor", "ray", "--address", address,
+                           cwd=tmp_path, timeout=120)
+    assert_clean_failure(outcome, 2, address, "ray start --head")
+    assert not (tmp_path / "results").exists()

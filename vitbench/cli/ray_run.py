@@ -33,8 +33,12 @@ def executor_for(executor: str, address: Optional[str], each_node_type: bool,
     if in_process:
         raise fail("--in-process measures here, in vitbench's own process: leave it out with "
                    "--executor ray")
-    from vitbench.run.ray_executor import ray_executor
+    from vitbench.run.ray_executor import connect, ray_executor
 
+    try:
+        connect(address or "auto")  # before the result folder exists or any row is planned
+    except VitbenchError as exc:
+        raise fail(str(exc), exc.exit_code) from None
     return ray_executor(address or "auto")
 
 

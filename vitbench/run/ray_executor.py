@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import os
 import platform
+import socket
 from collections import deque
 from typing import Any, Callable, Iterable, Iterator, Optional
 
@@ -58,6 +59,7 @@ def connect(address: str = DEFAULT_ADDRESS):
     ray = import_ray()
     if ray.is_initialized():
         return ray
+    check_reachable(address)  # ray.init retries an address nobody answers for minutes
     try:
         ray.init(address=address, log_to_driver=False, logging_level="ERROR",
                  configure_logging=False)
@@ -66,6 +68,22 @@ def connect(address: str = DEFAULT_ADDRESS):
         raise RayError(f"--address {address}: cannot reach a Ray cluster ({first}); start "
                        f"one with `ray start --head` or give --address HOST:PORT") from None
     return ray
+
+
+def check_reachable(address: str, timeout_s: float = 5.0) -> None:
+    """Fail fast on a ``HOST:PORT`` or ``ray://HOST:PORT`` nothing listens on (``auto`` is
+    looked up by ``ray.init`` itself, which says at once when there is no cluster)."""
+    if address == "auto":
+        return
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    if not port.isdigit():
+        raise RayError(f"--address {address}: expected auto, HOST:PORT or ray://HOST:PORT")
+    try:
+        socket.create_connection((host or "127.0.0.1", int(port)), timeout=timeout_s).close()
+    except OSError as exc:
+        raise RayError(f"--address {address}: no Ray cluster answers there "
+                       f"({exc.strerror or exc}); start one with `ray start --head` or check "
+                       f"the address") from None
 
 
 # --- on the node ----------------------------------------------------------------------------
