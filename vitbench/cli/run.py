@@ -331,7 +331,8 @@ def run(
         what = (f"{not_started} rows not started (marked interrupted)" if not_started else
                 "the later timing passes stopped (rows say in how many processes they were timed)")
         err.print(f"--max-run-time {max_run_time} passed: {what}; finished rows are in "
-                  f"{out_dir / 'results.json'}", highlight=False, markup=False, soft_wrap=True)
+                  f"{out_dir / 'results.json'} (the same command with --resume {out_dir} "
+                  f"measures the rest)", highlight=False, markup=False, soft_wrap=True)
     if any(r.status in ("failed", "timeout", "interrupted") for r in result.results):
         raise typer.Exit(ExitCode.FAILED)
 
