@@ -121,9 +121,9 @@ def stop(tmp_path: Path, proc: subprocess.Popen, signum: int) -> tuple[set[int],
 
 
 def lockstep_temp_dir(pid: int) -> Path:
-    """A lockstep worker's temp folder, from its command line (``… JOB.json``)."""
-    args = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-    return Path(next(a.decode() for a in args if a.endswith(b".json"))).parent
+    """A lockstep worker's temp folder: where its stderr (``err-A.txt``) is written (a forked
+    worker's command line is its fork server's, not ``… JOB.json``)."""
+    return Path(os.readlink(f"/proc/{pid}/fd/2")).parent
 
 
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGKILL], ids=["SIGTERM", "SIGKILL"])

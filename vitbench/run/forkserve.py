@@ -77,8 +77,8 @@ def _child(request: dict, stdio: list[int], server_fds: list[int],
         random.seed()
         if "numpy" in sys.modules:
             sys.modules["numpy"].random.seed()
-        sys.argv = [request["module"], *request["args"]]
         module = importlib.import_module(request["module"])
+        sys.argv = [module.__file__, *request["args"]]  # as ``python -m`` (runpy) sets it
         code = module.main(list(request["args"]))
     except SystemExit as exc:
         code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
