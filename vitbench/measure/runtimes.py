@@ -261,7 +261,14 @@ def _openvino_session(job: Job, path: Path) -> tuple[Callable[[tuple], Any], dic
               # OpenVINO runs float32 graphs in bf16 on CPUs that have it unless told not to
               "INFERENCE_PRECISION_HINT": {"float32": "f32", "float16": "f16",
                                            "bfloat16": "bf16"}[job.dtype]}
-    compiled = core.compile_model(core.read_model(str(path)), "CPU", config)
+    try:
+        model = core.read_model(str(path))
+    except RuntimeError as exc:  # its frontend lacks an op: say which, in one line
+        said = [line.strip(" -") for line in str(exc).splitlines()
+                if "Conversion is failed for" in line or "Unsupported" in line]
+        raise RuntimeError("OpenVINO cannot read the exported graph: "
+                           + ("; ".join(said[:3]) or _first_line(exc))) from None
+    compiled = core.compile_model(model, "CPU", config)
     request = compiled.create_infer_request()
     settings = {key: str(compiled.get_property(key)) for key in config}
     count = len(compiled.outputs)
