@@ -52,8 +52,50 @@ def _preload() -> None:
             pass
 
 
+#: madvise(2) advice that maps a range's pages into the page table (Linux 5.14)
+MADV_POPULATE_READ = 22
+
+
+def resident_file_pages() -> list[tuple[int, int]]:
+    """(address, length) of the file-backed pages this process has mapped (``/proc/self/
+    pagemap``'s present bit). A fork does not copy those page-table entries, so a child would
+    fault the libraries' pages in again during its first inference and count them as the
+    model's peak memory; mapping these again makes its resident set a fresh worker's."""
+    import numpy as np
+
+    page, found = os.sysconf("SC_PAGE_SIZE"), []
+    try:
+        with open("/proc/self/maps", encoding="utf-8", errors="replace") as maps, \
+                open("/proc/self/pagemap", "rb") as pagemap:
+            for line in maps:
+                fields = line.split(maxsplit=5)
+                if len(fields) < 6 or not fields[5].startswith("/") or \
+                        fields[5].startswith("/dev/") or fields[1][0] != "r":
+                    continue
+                start, end = (int(x, 16) for x in fields[0].split("-"))
+                pagemap.seek(start // page * 8)
+                present = np.frombuffer(pagemap.read((end - start) // page * 8),
+                                        dtype=np.uint64) >> np.uint64(63)
+                edges = np.flatnonzero(np.diff(np.concatenate(([0], present, [0])).astype(np.int8)))
+                found += [(start + int(a) * page, int(b - a) * page)
+                          for a, b in zip(edges[::2], edges[1::2])]
+    except (OSError, ValueError):
+        return []
+    return found
+
+
+def map_again(ranges: list[tuple[int, int]]) -> None:
+    """Map ``ranges`` (from :func:`resident_file_pages` in the server) into this child."""
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.madvise.argtypes = (ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int)
+    for address, length in ranges:
+        libc.madvise(address, length, MADV_POPULATE_READ)  # best effort: an error leaves it lazy
+
+
 def _child(request: dict, stdio: list[int], server_fds: list[int],
-           sockets: list[socket.socket]) -> None:
+           sockets: list[socket.socket], resident: list[tuple[int, int]]) -> None:
     """In the forked child: become a fresh worker, run the module's ``main``, exit."""
     code = 1
     try:
@@ -71,6 +113,7 @@ def _child(request: dict, stdio: list[int], server_fds: list[int],
         from vitbench.measure.worker import PARENT_PID_ENV
 
         os.environ[PARENT_PID_ENV] = str(os.getppid())
+        map_again(resident)
         os.chdir(request["cwd"])
         import random
 
@@ -110,6 +153,7 @@ def serve(control_fd: int) -> None:
         control.send(json.dumps({"error": f"{threads} threads after importing torch "
                                           "(forking would be unsafe)"}).encode())
         return
+    resident = resident_file_pages()
     wake_r, wake_w = os.pipe()
     os.set_blocking(wake_w, False)
     signal.set_wakeup_fd(wake_w)
@@ -138,7 +182,7 @@ def serve(control_fd: int) -> None:
             pid = os.fork()
             if pid == 0:
                 _child(request, fds[:3], [wake_r, wake_w],
-                       [control, channel, *children.values()])
+                       [control, channel, *children.values()], resident)
             for fd in fds[:3]:
                 os.close(fd)
             children[pid] = channel
