@@ -248,3 +248,21 @@ def test_an_address_nobody_answers_on_is_one_line(tmp_path):
                            cwd=tmp_path, timeout=120)
     assert_clean_failure(outcome, 2, address, "ray start --head")
     assert not (tmp_path / "results").exists()
+
+
+def test_a_run_out_of_time_cancels_the_rows_left(cluster, layout):
+    """``--max-run-time`` (the runner's ``should_stop``) is asked as each row lands: the rows
+    still queued or running on the cluster are cancelled and say why."""
+    from vitbench.config.suite import load_suite
+    from vitbench.run.ray_executor import ray_executor
+    from vitbench.run.runner import run_suite
+
+    try:
+        run = run_suite(load_suite(layout / "suite.yaml"), out_dir=layout / "out",
+                        only=["first", "last"], executor=ray_executor(cluster),
+                        should_stop=lambda: "time is up (test)")
+    finally:
+        ray.shutdown()
+    statuses = {r.name: (r.status, r.error) for r in run.results}
+    assert [s for s, _ in statuses.values()].count("ok") == 1, statuses
+    assert ("interrupted", "time is up (test)") in statuses.values(), statuses

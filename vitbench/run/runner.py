@@ -240,6 +240,8 @@ def run_suite(suite: Suite, *, out_dir: str | Path, overrides: Optional[dict[str
                 elsewhere.add(index)
                 save()
                 notify("done", index, run.results[index], run.results[index].status)
+                if should_stop is not None and should_stop():
+                    break  # its tasks left are cancelled; the loop below marks their rows
         for index, item in enumerate(planned):
             if index in elsewhere:
                 continue
