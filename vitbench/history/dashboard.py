@@ -33,10 +33,10 @@ th { background: #f3f5f7; }
 td.num { text-align: right; }
 .grid td { padding: 4px; border: none; }
 .grid th.model { text-align: right; background: none; padding-right: 10px; }
-.cell img { width: 280px; height: auto; border: 1px solid #d8dee4; border-radius: 5px; }
+.cell img { width: 250px; height: auto; border: 1px solid #d8dee4; border-radius: 5px; }
 .cell.regression img { border: 2px solid #D55E00; }
 .cell.improvement img { border: 2px solid #009E73; }
-.badge { font-size: 11.5px; font-weight: 600; }
+.badge { font-size: 11.5px; font-weight: 600; white-space: normal; max-width: 250px; }
 .regression, .regression a { color: #b8410a; }
 .improvement { color: #00734f; }
 """
