@@ -153,3 +153,15 @@ def test_runtime_check_times_the_same_graph_with_benchmark_app():
     assert len(result.vitbench_ms) == len(result.tool_ms) == 1
     assert result.vitbench_ms[0] > 0 and result.tool_ms[0] > 0 and result.ratio > 0
     assert "median ratio" in result.lines()[-1]
+
+
+def test_ab_sides_put_their_rows_on_one_runtime_and_keep_the_calibration_probe_eager():
+    from vitbench.config.plan import plan, with_runtime
+    from vitbench.gate.ab import with_calibration
+
+    suite = parse_suite("name: t\ndefaults: {runtime: [eager, onnxruntime]}\nmodels:\n"
+                        "  - {name: A, model: timm:resnet18}\n"
+                        "  - {name: B, model: timm:resnet18, runtime: compile}\n")
+    side = with_calibration(with_runtime(suite, "openvino"))
+    runtimes = {p.row.name: p.job.runtime for p in plan(side)}
+    assert runtimes == {"A": "openvino", "B": "openvino", "gate-calibration": "eager"}

@@ -54,6 +54,8 @@ def with_runtime(suite: Suite, runtime: Optional[str]) -> Suite:
     one suite on two runtimes, rows matched by name); unchanged when ``runtime`` is None."""
     if runtime is None:
         return suite
-    defaults = suite.defaults.model_copy(update={"runtime": runtime})
+    # The rows only: rows ab adds itself (the calibration probe, the A/A control) keep the
+    # built-in eager on both sides, so they still measure the machine, not the runtimes.
+    defaults = suite.defaults.model_copy(update={"runtime": None})
     models = [entry.model_copy(update={"runtime": runtime}) for entry in suite.models]
     return suite.model_copy(update={"defaults": defaults, "models": models})
