@@ -19,10 +19,10 @@ from vitbench.records.parts import LatencySummary, Part
 class RelativeLatency(Part):
     """This row's latency divided by the reference's, from lockstep block pairs.
 
-    ``ratio`` is exp(median of the block pairs' ln(row block median / reference block
-    median)); the CI is the median's distribution-free 95 % interval over all block pairs,
-    widened to cover the processes' own ratios when they disagree more than the pairs
-    suggest (each process is a fresh pair of workers: the unit that repeats).
+    ``ratio`` is the geometric mean of the lockstep processes' own ratios, each the median
+    of its block pairs' row block median / reference block median (a process, a fresh pair
+    of workers, is the unit that repeats); the CI is the median's distribution-free 95 %
+    interval over all block pairs, widened to cover every process's own ratio.
     """
 
     reference: str = Field(description="the reference's model name, e.g. timm:resnet18")

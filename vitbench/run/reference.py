@@ -38,8 +38,8 @@ BLOCK_MAX_CALLS = 100
 #: adaptive stopping per process: at least / at most this many block pairs, and stop early
 #: once the process's ratio CI half-width is within TARGET_CI_PCT
 MIN_PAIRS = 8
-MAX_PAIRS = 30
-TARGET_CI_PCT = 1.5
+MAX_PAIRS = 12
+TARGET_CI_PCT = 2.0
 #: warm-up of a freshly started side, at least (a block must be steady)
 MIN_WARMUP_S = 0.5
 MIN_WARMUP_CALLS = 10
@@ -242,18 +242,21 @@ def ratio_ci_halfwidth_pct(log_ratios: list[float]) -> Optional[float]:
 def relative_latency(reference: str, processes: list[LockstepProcess]) -> Optional[RelativeLatency]:
     """The row's ratio to the reference over all its lockstep processes (None: none timed).
 
-    The CI is the median's order-statistic interval over every block pair, widened to take
-    in each process's own median ratio: pairs inside one process share that process's
-    layout and state, so the pooled interval alone would claim too much."""
+    The process is the unit that repeats (a fresh pair of workers, its own memory layout),
+    so the ratio is the geometric mean of the processes' own median ratios; a median over
+    pooled pairs jumps between two processes that disagree. The CI is the order-statistic
+    interval of the median over every block pair, widened to take in each process's ratio:
+    pairs inside one process are not independent, so the pooled interval alone would claim
+    too much."""
     from vitbench.stats import median_ci
 
     timed = [p for p in processes if p.log_ratios]
     if not timed:
         return None
     pooled = sorted(x for p in timed for x in p.log_ratios)
-    centre = median(pooled)
-    low, high = median_ci(pooled)
     per_process = [median(p.log_ratios) for p in timed]
+    centre = sum(per_process) / len(per_process)
+    low, high = median_ci(pooled)
     low, high = min(low, *per_process), max(high, *per_process)
     return RelativeLatency(
         reference=reference, ratio=round(math.exp(centre), 6), ci_low=round(math.exp(low), 6),
