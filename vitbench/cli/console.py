@@ -66,6 +66,9 @@ def results_table(run: RunResult) -> Table:
     table.add_column("paper", justify="right", style="cyan")
     table.add_column("Δ", justify="right")
     table.add_column(f"{'/'.join(d.upper() for d in devices)} ms\nmedian \\[p90]", justify="right")
+    relative = any(r.relative is not None for r in run.results)
+    if relative:  # the figure that repeats between runs (vitbench.run.reference)
+        table.add_column("× ref\n[95% CI]", justify="right")
     table.add_column("img/s", justify="right")
     table.add_column("Mem\n(MB)", justify="right")
     table.add_column("Status", overflow="fold", max_width=40)
@@ -94,10 +97,18 @@ def results_table(run: RunResult) -> Table:
                  style="dim" if row.status == "unavailable" else ""), size,
             fmt(row.params_m), fmt_printed(row, "params_m"), _delta(row, "params_m"),
             fmt(row.gmacs, 3), fmt_printed(row, "gflops"), _delta(row, "gflops"),
-            lat, fmt(row.throughput_img_s, 1), fmt(row.peak_memory_mib, 0), status,
+            lat, *([_relative(row)] if relative else []), fmt(row.throughput_img_s, 1),
+            fmt(row.peak_memory_mib, 0), status,
         )
     table.footnotes = footnotes  # type: ignore[attr-defined]
     return table
+
+
+def _relative(row: ModelResult) -> Text:
+    rel = row.relative
+    if rel is None:
+        return Text("–")
+    return Text(f"{rel.ratio:.3f} [{rel.ci_low:.2f}–{rel.ci_high:.2f}]")
 
 
 def runtime_lines(run: RunResult) -> list[str]:
