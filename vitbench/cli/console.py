@@ -68,7 +68,7 @@ def results_table(run: RunResult) -> Table:
     table.add_column(f"{'/'.join(d.upper() for d in devices)} ms\nmedian \\[p90]", justify="right")
     relative = any(r.relative is not None for r in run.results)
     if relative:  # the figure that repeats between runs (vitbench.run.reference)
-        table.add_column("× ref\n[95% CI]", justify="right")
+        table.add_column("× ref\n±95% CI", justify="right")
     table.add_column("img/s", justify="right")
     table.add_column("Mem\n(MB)", justify="right")
     table.add_column("Status", overflow="fold", max_width=40)
@@ -108,7 +108,7 @@ def _relative(row: ModelResult) -> Text:
     rel = row.relative
     if rel is None:
         return Text("–")
-    return Text(f"{rel.ratio:.3f} [{rel.ci_low:.2f}–{rel.ci_high:.2f}]")
+    return Text(f"{rel.ratio:.3f} ±{rel.ci_halfwidth_pct:.0f}%")
 
 
 def runtime_lines(run: RunResult) -> list[str]:
