@@ -181,9 +181,10 @@ class LineLog:
     each measured row of a run of several, the tally (``[3/14] 3 done, 1 failed, 11 left,
     about 6 min to go``)."""
 
-    def __init__(self, title: str, rows: int, stream=None, measured: Optional[int] = None) -> None:
+    def __init__(self, title: str, rows: int, stream=None, measured: Optional[int] = None,
+                 extra: int = 0) -> None:
         self.title, self.rows, self.stream = title, rows, stream or sys.stderr
-        self.tally = RunTally(rows, measured)
+        self.tally = RunTally(rows, measured, extra)
 
     def __enter__(self) -> "LineLog":
         return self
@@ -214,19 +215,26 @@ class LineLog:
             self._line(f"{where}: {', '.join(parts)}{took}")
             if elapsed is not None and self.tally.measured > 1:
                 self._line(f"[{self.tally.done}/{self.rows}] {self.tally.text()}")
+        elif kind == "process":  # a later pass: one more timing process of the row
+            self.tally.process_done()
+            parts = [f"timed {detail}"]
+            if row.relative is not None:
+                parts.append(f"× ref {row.relative.ratio:.3f}")
+            self._line(f"{where}: {', '.join(parts)}; {self.tally.text()}")
 
 
 def suite_progress(title: str, rows: int, *, terminal: Optional[bool] = None,
-                   measured: Optional[int] = None):
+                   measured: Optional[int] = None, extra: int = 0):
     """A progress bar for a suite run and the ``on_event`` callback that drives it
     (:data:`vitbench.run.runner.EventCallback`): rows done, failed and left, an estimate of
-    the time left (``measured``: the rows that will be measured), the current row and stage.
+    the time left (``measured``: the rows that will be measured; ``extra``: the timing
+    processes of the later passes), the current row and stage.
     Not a terminal (a log file, CI): a :class:`LineLog` instead, one line per stage and row."""
     if not (stderr_is_terminal() if terminal is None else terminal):
-        log = LineLog(title, rows, measured=measured)
+        log = LineLog(title, rows, measured=measured, extra=extra)
         return log, log
     progress = make_progress()
-    tally = RunTally(rows, measured)
+    tally = RunTally(rows, measured, extra)
     task = progress.add_task(escape(title), total=rows, detail="", tally="")
 
     def on_event(kind: str, index: int, row, detail: str) -> None:
@@ -241,5 +249,8 @@ def suite_progress(title: str, rows: int, *, terminal: Optional[bool] = None,
             tally.finish(index, detail)
             progress.advance(task)
             progress.update(task, detail=f"{name}: {escape(detail)}", tally=tally.text())
+        elif kind == "process":  # a later pass timed one more process of the row
+            tally.process_done()
+            progress.update(task, detail=f"{name}: timed {escape(detail)}", tally=tally.text())
 
     return progress, on_event

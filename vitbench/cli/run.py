@@ -288,8 +288,11 @@ def run(
             raise fail(str(exc), exc.exit_code) from None
     if references_line and not quiet:
         err.print(references_line, highlight=False, markup=False, soft_wrap=True)
+    later = 0 if static_only or in_process or measure_on is not None else sum(  # later passes
+        p.job.processes - 1 for p in planned if p.job is not None)
     progress, on_event = suite_progress(suite.name, len(planned),
-                                        measured=sum(p.job is not None for p in planned))
+                                        measured=sum(p.job is not None for p in planned),
+                                        extra=later)
     if quiet or json_output:  # the log lines would be noise around a JSON document too
         progress, on_event = contextlib.nullcontext(), None
     final = ("csv", "md", "html", "png", "svg") if plots else ("csv", "md")

@@ -127,7 +127,8 @@ class LaterPasses:
         self.others[index].append(measured)
         self.run.results[index] = self.pooled(index)
         self.save()
-        self.notify("done", index, self.run.results[index], self.run.results[index].status)
+        self.notify("process", index, self.run.results[index],
+                    f"{measured.status} ({number}/{total})")
 
     def pooled(self, index: int) -> ModelResult:
         from vitbench.measure.job import pool_processes

@@ -31,7 +31,8 @@ from vitbench.run.reference import reference_job, reference_model_of
 from vitbench.run.workers import run_worker
 
 
-#: ``on_event(kind, index, row, detail)``; kinds: "start", "stage", "done".
+#: ``on_event(kind, index, row, detail)``; kinds: "start", "stage", "done" (pass 1), and
+#: "process" (a later pass timed one more process of the row; detail ``ok (2/3)``).
 EventCallback = Callable[[str, int, ModelResult, str], None]
 #: the reason a ``pending`` row carries in every saved state: read from a ``results.json``
 #: whose run was killed (SIGKILL, power loss), it says why the row has no numbers
