@@ -104,14 +104,19 @@ def start(tmp_path: Path, *args: str, env: dict[str, str] | None = None) -> subp
     return proc
 
 
+#: how long a signalled command may take to be gone: what is asserted is that nothing is left
+#: running, not how fast (a whole-suite run once saw a sweep take 6 s to exit on this VM)
+GONE_WITHIN_S = 15.0
+
+
 def stop(tmp_path: Path, proc: subprocess.Popen, signum: int) -> tuple[set[int], Outcome]:
-    """Send ``signum``; the processes still alive 5 s later, and what the command did."""
+    """Send ``signum``; the processes still alive GONE_WITHIN_S later, and what the command did."""
     try:
         sent = time.monotonic()
         os.kill(proc.pid, signum)
         if signum == signal.SIGKILL:
             proc.wait(timeout=30)
-        alive = wait_until_gone(tmp_path, sent)
+        alive = wait_until_gone(tmp_path, sent, within_s=GONE_WITHIN_S)
         proc.wait(timeout=60)
     finally:
         stop_leftovers(tmp_path, proc)
@@ -140,7 +145,7 @@ def test_ab_stopped_while_a_lockstep_worker_hangs_leaves_nothing_running(tmp_pat
     temp = lockstep_temp_dir(min(hanging))
     assert temp.name.startswith("vitbench-") and temp.is_dir()
     alive, outcome = stop(tmp_path, proc, signum)
-    assert not alive, f"still running 5 s after {signum.name}: {sorted(alive)}"
+    assert not alive, f"still running {GONE_WITHIN_S:g} s after {signum.name}: {sorted(alive)}"
     out = tmp_path / "out"
     for label in "AB":
         assert (out / f"static-{label}" / "results.json").is_file()
@@ -171,7 +176,7 @@ def test_sweep_and_selfcheck_stop_like_ctrl_c(tmp_path, command, signum, code):
                           "--rounds", "1", "--out", "out/selfcheck.json"]}[command]
     proc = start(tmp_path, *args, env={"PYTHONPATH": str(tmp_path)})
     alive, outcome = stop(tmp_path, proc, signum)
-    assert not alive, f"still running 5 s after {signum.name}: {sorted(alive)}"
+    assert not alive, f"still running {GONE_WITHIN_S:g} s after {signum.name}: {sorted(alive)}"
     assert_clean_failure(outcome, code, f"interrupted by {signum.name}")
     assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
 
