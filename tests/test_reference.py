@@ -151,3 +151,15 @@ def test_a_run_stopped_between_passes_keeps_the_first_processes_and_says_so(tmp_
     assert same.status == "ok" and same.latency.samples_ms
     assert same.environment["timing_processes"] == {"planned": 2, "done": 1}
     assert any("timed in 1 of 2 processes" in w for w in same.warnings)
+
+
+def test_an_unknown_reference_is_one_line_exit_2_and_no_result_folder(tmp_path):
+    from helpers_faults import assert_clean_failure, vitbench_cli
+
+    suite = tmp_path / "s.yaml"
+    suite.write_text(SUITE.replace(f'"{FIXTURES}:matmuls_20"\ndefaults', "timm:resnet1800\ndefaults"),
+                     encoding="utf-8")
+    out = tmp_path / "out"
+    outcome = vitbench_cli("run", str(suite), "--out", str(out), "--history", "off")
+    assert_clean_failure(outcome, 2, "reference_model", "timm:resnet1800", "timm:resnet18")
+    assert not out.exists()

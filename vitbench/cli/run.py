@@ -241,7 +241,8 @@ def run(
     from vitbench.files import cause_of, claim_run_folder
     from vitbench.report import report_sink
     from vitbench.measure.runtimes import check_runtimes
-    from vitbench.run.runner import check_devices, default_out_dir, plan, run_suite
+    from vitbench.run.runner import (check_devices, default_out_dir, plan, reference_for,
+                                     run_suite)
 
     started = time.monotonic()  # --max-run-time counts from here
     overrides = settings_overrides(settings)
@@ -257,6 +258,8 @@ def run(
         planned = plan(suite, overrides, only, static_only=static_only)
         check_devices(planned)  # before the result folder exists or any model is built
         check_runtimes((p.row.name, p.job) for p in planned if p.job is not None)
+        if not (static_only or in_process):  # an unknown reference: exit 2, no folder made
+            reference_for(suite, planned, overrides, reference_model)
         previous = None
         if resume is not None:
             out_dir, lock, previous = resume_folder(resume, out, force, suite, overrides, planned,
