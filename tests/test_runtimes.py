@@ -155,6 +155,26 @@ def test_runtime_check_times_the_same_graph_with_benchmark_app():
     assert "median ratio" in result.lines()[-1]
 
 
+@pytest.mark.parametrize("runtime", CPU_RUNTIMES[:1])
+def test_an_ab_lockstep_side_on_a_runtime_keeps_its_output_check(runtime):
+    from vitbench.gate.ab import output_checks
+    from vitbench.gate.lockstep import measure_pair
+    from vitbench.records import RunResult
+
+    jobs = {"A": small_job(TINY, count=False, max_time_s=1.0),
+            "B": small_job(TINY, runtime=runtime, count=False, max_time_s=1.0)}
+    outcome = measure_pair(jobs)
+    a, b = outcome.rows["A"], outcome.rows["B"]
+    assert a.status == b.status == "ok" and outcome.log_ratios
+    assert a.deployment is None  # eager: nothing exported
+    assert b.deployment.runtime == runtime and b.deployment.outputs_match is True
+    assert b.deployment.max_abs_error < 1e-4 and b.deployment.graph_nodes > 0
+    run = RunResult(suite={"name": "t"}, created_utc="2026-12-02T00:00:00Z", results=[b])
+    [note] = output_checks({"A": [], "B": [run]})
+    assert note.startswith(f"output check, side B: {TINY} · {runtime}")
+    assert "output matches eager's" in note
+
+
 def test_ab_sides_put_their_rows_on_one_runtime_and_keep_the_calibration_probe_eager():
     from vitbench.config.plan import plan, with_runtime
     from vitbench.gate.ab import with_calibration

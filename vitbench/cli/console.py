@@ -113,18 +113,8 @@ def _relative(row: ModelResult) -> Text:
 
 def runtime_lines(run: RunResult) -> list[str]:
     """One line per row a deployment runtime ran: its output against eager's, the export."""
-    lines = []
-    for row in run.results:
-        d = row.deployment
-        if d is None or d.max_abs_error is None:
-            continue
-        verdict = "matches" if d.comparable else "DIFFERS from (latency not comparable)"
-        lines.append(
-            f"{row.name} · {d.runtime} {d.runtime_version or ''}: output {verdict} eager's, "
-            f"max abs error {d.max_abs_error:.1e} (relative {d.max_rel_error or 0:.1e}); "
-            f"{d.exporter}, opset {d.opset}, {d.graph_nodes} nodes, "
-            f"{(d.graph_bytes or 0) / 1e6:.1f} MB")
-    return lines
+    return [f"{row.name} · {row.deployment.check_line()}" for row in run.results
+            if row.deployment is not None and row.deployment.max_abs_error is not None]
 
 
 def print_results(run: RunResult, out_dir: Optional[str] = None) -> None:

@@ -249,6 +249,21 @@ def static_pass(suite_a: Suite, suite_b: Suite, out_dir: Path, *,
     return static
 
 
+def output_checks(runs: dict[str, list[RunResult]]) -> list[str]:
+    """One note per row and side a deployment runtime ran: its output against eager's and
+    the export, from the side's first run that has it (every round exports the same graph)."""
+    notes = []
+    for label, side_runs in runs.items():
+        seen: set[str] = set()
+        for run in side_runs:
+            for row in run.results:
+                if row.deployment is not None and row.name not in seen:
+                    seen.add(row.name)
+                    notes.append(f"output check, side {label}: {row.name} · "
+                                 f"{row.deployment.check_line()}")
+    return notes
+
+
 def run_ab(suite_a: Suite, suite_b: Suite, runs_per_side: int, out_dir: str | Path, *,
            overrides: Optional[dict[str, Any]] = None, config: Optional[GateConfig] = None,
            confirm_failures: bool = True, seed: int = 0, design: str = LOCKSTEP,
@@ -305,6 +320,7 @@ def run_ab(suite_a: Suite, suite_b: Suite, runs_per_side: int, out_dir: str | Pa
             "round; exact one-sided Wilcoxon signed-rank test over rounds, one-sample "
             "Hodges–Lehmann ratio with a Tukey–Walsh CI; the calibration probe is timed "
             "against itself every round as an A/A control")
+    report.notes.extend(output_checks({"A": runs_a, "B": runs_b}))
     if paired:
         write_atomic(out_dir / PAIRED_FILE, json.dumps(paired, indent=1) + "\n")
     report.notes.append(f"runs kept in {out_dir} (raw samples in each {RESULTS_FILE}"

@@ -26,7 +26,7 @@ from vitbench.config.spec import Job
 from vitbench.measure.memory import proc_status_kib
 from vitbench.measure.prepare import prepare_inputs, prepare_module, search_max_batch
 from vitbench.measure.row import apply_latency, apply_memory, apply_static
-from vitbench.measure.runtimes import apply_deployment
+from vitbench.measure.runtimes import apply_deployment, deployment_of
 from vitbench.measure.session import DeviceSession
 from vitbench.measure.static import count_static
 from vitbench.records import Latency, ModelResult
@@ -120,7 +120,7 @@ def _time(job: Job, module, row: ModelResult, session: DeviceSession,
 
     row.environment.update(session.device_settings())
     module, context = prepare_module(job, module)
-    apply_deployment(row, module)
+    apply_deployment(row, deployment_of(module))
     batch = job.batch_size
     if job.max_batch:
         if not session.cuda:

@@ -36,6 +36,7 @@ def _serve(job: Job, proto, commands: queue.Queue[bytes]) -> int:
     from vitbench.build import zoo
     from vitbench.measure.counting import count_params
     from vitbench.measure.prepare import prepare_inputs, prepare_module
+    from vitbench.measure.runtimes import deployment_of
     from vitbench.measure.session import DeviceSession
     from vitbench.measure.timing import time_block, time_call
 
@@ -83,7 +84,9 @@ def _serve(job: Job, proto, commands: queue.Queue[bytes]) -> int:
                 return 0
             send({"event": "ready", "first_call_ms": first_ns / 1e6, "params": params,
                   "reparameterization": reparameterization,
-                  "torch_num_threads": torch.get_num_threads()})
+                  "torch_num_threads": torch.get_num_threads(),
+                  "deployment": (None if (deployed := deployment_of(module)) is None
+                                 else deployed.model_dump(mode="json"))})
             timed_calls = 0
             while line := commands.get():  # b"": stdin closed (a worker started by hand)
                 arm_deadline(job.timeout_s + DEADLINE_GRACE_S)

@@ -340,11 +340,11 @@ def deploy(job: Job, module, inputs: tuple) -> Deployed:
     return Deployed(module, run, deployment)
 
 
-def apply_deployment(row: ModelResult, module) -> None:
-    """Put a :class:`Deployed` module's export and output check on the row; a mismatch is a
-    warning that says its latency is not comparable with eager's."""
-    deployment = getattr(module, "deployment", None)
-    if not isinstance(deployment, Deployment):
+def apply_deployment(row: ModelResult, deployment: Optional[Deployment]) -> None:
+    """Put a deployment runtime's export and output check on the row (``None``: eager or
+    compile, nothing to put); a mismatch is a warning that says its latency is not
+    comparable with eager's."""
+    if deployment is None:
         return
     row.deployment = deployment
     if deployment.outputs_match is False:
@@ -354,3 +354,9 @@ def apply_deployment(row: ModelResult, module) -> None:
             f"{deployment.rtol:g}·max|eager|")
         row.warnings.append(f"output mismatch: {deployment.runtime}'s output differs from "
                             f"eager's ({detail}); its latency is not comparable")
+
+
+def deployment_of(module) -> Optional[Deployment]:
+    """The :class:`Deployment` of a prepared module (None unless a runtime runs it)."""
+    deployment = getattr(module, "deployment", None)
+    return deployment if isinstance(deployment, Deployment) else None

@@ -52,3 +52,11 @@ class Deployment(Part):
         return (f"max |{self.runtime} − eager| {self.max_abs_error or 0:.1e} on the timing input "
                 f"(relative {self.max_rel_error or 0:.1e}); tolerance {self.atol:g} + "
                 f"{self.rtol:g}·max|eager|")
+
+    def check_line(self) -> str:
+        """The output check and the export in one line (console and ``ab``'s notes)."""
+        verdict = "matches" if self.comparable else "DIFFERS from (latency not comparable)"
+        return (f"{self.runtime} {self.runtime_version or ''}: output {verdict} eager's, "
+                f"max abs error {self.max_abs_error or 0:.1e} (relative "
+                f"{self.max_rel_error or 0:.1e}); {self.exporter}, opset {self.opset}, "
+                f"{self.graph_nodes} nodes, {(self.graph_bytes or 0) / 1e6:.1f} MB")

@@ -18,7 +18,8 @@ from typing import Optional
 
 from vitbench.config.spec import Job
 from vitbench.files import write_atomic
-from vitbench.records import Latency, LatencySummary, ModelResult, PeakMemory, StaticCost
+from vitbench.records import (Deployment, Latency, LatencySummary, ModelResult, PeakMemory,
+                              StaticCost)
 
 
 class WorkerGone(Exception):
@@ -135,6 +136,10 @@ def side_row(job: Job, ready: dict, finish: dict, samples: list[float], *,
     row.memory = None if memory is None else PeakMemory.model_validate(memory)
     row.environment = {"torch_num_threads": ready["torch_num_threads"], "lockstep": lockstep,
                        "worker_start": ready.get("worker_start", "fresh")}
+    if ready.get("deployment"):  # a runtime's export and output check, as a measure row's
+        from vitbench.measure.runtimes import apply_deployment
+
+        apply_deployment(row, Deployment.model_validate(ready["deployment"]))
     if ready.get("worker_start_note"):
         row.warnings.append(f"worker start: {ready['worker_start_note']}")
     if spread is not None and spread > DRIFT_RATIO:
