@@ -82,7 +82,8 @@ def _job(model: str, **changes) -> Job:
 
 @pytest.mark.slow
 def test_measure_pair_times_both_sides_in_alternating_blocks():
-    from vitbench.gate.lockstep import MIN_BLOCK_PAIRS, MIN_WARMUP_CALLS, measure_pair
+    from vitbench.gate.lockstep import MIN_BLOCK_PAIRS, measure_pair
+    from vitbench.run.lockstep import MIN_WARMUP_CALLS
 
     a = _job("vitbench:gate_fixture", kwargs={"blocks": 4, "width": 8})
     b = _job("vitbench:gate_fixture", kwargs={"blocks": 4, "width": 8, "extra_work": 1.0})

@@ -38,17 +38,10 @@ from typing import Optional
 
 from vitbench.config.spec import Job
 from vitbench.records import ModelResult
-from vitbench.run.lockstep import LockstepWorker, WorkerGone, median, side_row
+from vitbench.run.lockstep import LockstepWorker, WorkerGone, block_calls, median, side_row
 
-#: Target length of one timed block (both sides run ``calls`` calls per block).
-BLOCK_S = 0.1
-#: At most this many calls per block (very fast models).
-BLOCK_MAX_CALLS = 100
 #: At least this many adjacent block pairs per round.
 MIN_BLOCK_PAIRS = 20
-#: Warm-up per side at least this long, whatever the suite says (a block must be steady).
-MIN_WARMUP_S = 0.5
-MIN_WARMUP_CALLS = 10
 
 
 @dataclass
@@ -84,52 +77,40 @@ def measure_pair(jobs: dict[str, Job], *, first: str = "A") -> PairOutcome:
     labels = [label for label in ("A", "B") if label in jobs]
     rows = {label: ModelResult.for_job(jobs[label]) for label in labels}
     outcome = PairOutcome(rows=rows)
-    samples: dict[str, list[float]] = {label: [] for label in labels}
     finish: dict[str, dict] = {}
-    ready: dict[str, dict] = {}
+    warm: dict[str, tuple[float, int]] = {}
     sweep_temp_dirs()
     with owned_temp_dir() as tmp:
         workers: dict[str, LockstepWorker] = {}
-        deadlines = {}  # the parent's budget is each worker's whole life
-        alive = []
+        alive: list[str] = []
 
-        def drop(label: str, exc: WorkerGone) -> None:
-            status = "timeout" if "timed out" in str(exc) else "failed"
-            rows[label].status, rows[label].error = status, str(exc)[:800]
-            workers[label].kill()
-            if label in alive:
-                alive.remove(label)
-
-        def ask(label: str, cmd: dict) -> Optional[dict]:
+        def guarded(label: str, command):
+            """``command(worker)``; a worker gone becomes its side's failed row (None)."""
             try:
-                workers[label].send(cmd)
-                return workers[label].receive(deadlines[label])
+                return command(workers[label])
             except WorkerGone as exc:
-                drop(label, exc)
+                status = "timeout" if "timed out" in str(exc) else "failed"
+                rows[label].status, rows[label].error = status, str(exc)[:800]
+                workers[label].kill()
+                if label in alive:
+                    alive.remove(label)
                 return None
 
         try:
             for label in labels:  # both start together: imports are not timed
                 workers[label] = LockstepWorker(jobs[label], tmp, label)
-                deadlines[label] = time.monotonic() + jobs[label].timeout_s
             for label in labels:
-                try:
-                    ready[label] = workers[label].receive(deadlines[label])
-                    alive.append(label)
-                except WorkerGone as exc:
-                    drop(label, exc)
-            warm_median, warmup_calls = {}, {}
+                alive.append(label)
+                guarded(label, LockstepWorker.wait_ready)
             for label in list(alive):
-                job = jobs[label]
-                reply = ask(label, {"cmd": "warm", "calls": max(job.warmup, MIN_WARMUP_CALLS),
-                                    "seconds": max(job.warmup_s, MIN_WARMUP_S)})
+                reply = guarded(label, LockstepWorker.warm)
                 if reply:
-                    warm_median[label] = reply["median_ms"]
-                    warmup_calls[label] = reply["calls"]
+                    warm[label] = reply
             if alive:
-                slowest = max(warm_median[label] for label in alive) / 1000
-                calls = max(1, min(BLOCK_MAX_CALLS, int(round(BLOCK_S / max(slowest, 1e-6)))))
+                calls = block_calls(max(warm[label][0] for label in alive))
                 outcome.block_calls = calls
+                for label in alive:
+                    workers[label].calls = calls
                 order = [first, *[x for x in labels if x != first]]
                 started = time.monotonic()
                 pair = 0
@@ -138,21 +119,21 @@ def measure_pair(jobs: dict[str, Job], *, first: str = "A") -> PairOutcome:
                     block = {}
                     for label in sequence:
                         if label in alive:
-                            reply = ask(label, {"cmd": "time", "calls": calls})
-                            if reply:
-                                block[label] = reply["samples_ms"]
-                                samples[label].extend(reply["samples_ms"])
+                            samples = guarded(label, LockstepWorker.block)
+                            if samples:
+                                block[label] = samples
                     if len(block) == 2:
                         outcome.log_ratios.append(
                             math.log(median(block["B"]) / median(block["A"])))
                     pair += 1
-                    done = all(len(samples[x]) >= jobs[x].repeat
-                               and sum(samples[x]) / 1000 >= jobs[x].min_time_s for x in alive)
+                    done = all(len(workers[x].samples_ms) >= jobs[x].repeat
+                               and sum(workers[x].samples_ms) / 1000 >= jobs[x].min_time_s
+                               for x in alive)
                     if (done and pair >= MIN_BLOCK_PAIRS) or \
                             time.monotonic() - started > max(jobs[x].max_time_s for x in labels):
                         break
             for label in list(alive):
-                reply = ask(label, {"cmd": "finish"})
+                reply = guarded(label, LockstepWorker.finish)
                 if reply:
                     finish[label] = reply
         finally:
@@ -162,8 +143,8 @@ def measure_pair(jobs: dict[str, Job], *, first: str = "A") -> PairOutcome:
     for label in labels:
         if label in finish:
             rows[label] = side_row(
-                jobs[label], ready[label], finish[label], samples[label],
-                warmup_calls=warmup_calls.get(label),
+                jobs[label], workers[label].ready, finish[label], workers[label].samples_ms,
+                warmup_calls=warm[label][1],
                 lockstep={"block_calls": outcome.block_calls,
                           "block_pairs": len(outcome.log_ratios), "first": first})
     return outcome

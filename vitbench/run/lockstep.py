@@ -22,13 +22,33 @@ from vitbench.records import (Deployment, Latency, LatencySummary, ModelResult, 
                               StaticCost)
 
 
+#: target length of one side's timed block, seconds; at most this many calls per block
+BLOCK_S = 0.1
+BLOCK_MAX_CALLS = 100
+#: a freshly started side warms up at least this long, whatever the suite says (a block
+#: must be steady)
+MIN_WARMUP_S = 0.5
+MIN_WARMUP_CALLS = 10
+
+
+def block_calls(median_ms: float) -> int:
+    """Calls per block for a side whose call takes ``median_ms``: about :data:`BLOCK_S`."""
+    return max(1, min(BLOCK_MAX_CALLS, int(round(BLOCK_S * 1000 / max(median_ms, 1e-6)))))
+
+
 class WorkerGone(Exception):
     """The worker died, said it failed, or missed the deadline."""
 
 
 class LockstepWorker:
     """One live lockstep worker process: JSON commands in on its stdin, JSON events out on
-    its stdout, stderr kept in a file for the failure message; dies with this process."""
+    its stdout, stderr kept in a file for the failure message; dies with this process.
+
+    Its life is bounded by :attr:`deadline` (``timeout_s`` from its start; a caller that
+    keeps it for several jobs moves it). The commands (:meth:`wait_ready`, :meth:`warm`,
+    :meth:`block`, :meth:`finish`) raise :class:`WorkerGone`; every timed sample is kept in
+    :attr:`samples_ms`.
+    """
 
     def __init__(self, job: Job, tmp: Path, label: str):
         from vitbench.measure.worker import PARENT_PID_ENV
@@ -46,6 +66,39 @@ class LockstepWorker:
             {**worker_env(job), PARENT_PID_ENV: str(os.getpid())}, stderr=self.stderr,
             start=resolved_start(job.worker_start, job.device))
         self.buffer = b""
+        self.deadline = time.monotonic() + job.timeout_s
+        self.ready: dict = {}
+        self.calls = 1  # per timed block
+        self.samples_ms: list[float] = []
+
+    def wait_ready(self) -> dict:
+        """The worker's ``ready`` event: model built, first call made (params, threads, ...)."""
+        self.ready = self.receive(self.deadline)
+        return self.ready
+
+    def warm(self, calls: Optional[int] = None, seconds: Optional[float] = None
+             ) -> tuple[float, int]:
+        """Untimed calls, at least ``calls`` and ``seconds`` (default: the job's warm-up, at
+        least :data:`MIN_WARMUP_CALLS` and :data:`MIN_WARMUP_S`); their median ms and count."""
+        if calls is None:
+            calls = max(self.job.warmup, MIN_WARMUP_CALLS)
+        if seconds is None:
+            seconds = max(self.job.warmup_s, MIN_WARMUP_S)
+        self.send({"cmd": "warm", "calls": calls, "seconds": seconds})
+        reply = self.receive(self.deadline)
+        return reply["median_ms"], reply["calls"]
+
+    def block(self) -> list[float]:
+        """One timed block of :attr:`calls` calls: a sample (ms) per call, also kept."""
+        self.send({"cmd": "time", "calls": self.calls})
+        samples = self.receive(self.deadline)["samples_ms"]
+        self.samples_ms.extend(samples)
+        return samples
+
+    def finish(self) -> dict:
+        """End the timing: the worker's peak memory and page faults per call."""
+        self.send({"cmd": "finish"})
+        return self.receive(self.deadline)
 
     def send(self, obj: dict) -> None:
         try:

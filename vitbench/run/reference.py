@@ -12,37 +12,32 @@ one pass over the suite (:class:`ReferencePass`). A pass has its own reference p
 so a reference's own process effect is shared by every row of that pass and averaged over
 the passes. Inside a process the blocks go on until the ratio's 95 % CI is within
 :data:`TARGET_CI_PCT`, at least :data:`MIN_PAIRS` pairs, at most :data:`MAX_PAIRS` (or
-``max_time_s``): adaptive stopping. Each side's block lasts about :data:`BLOCK_S`.
+``max_time_s``): adaptive stopping. Each side's block lasts about
+:data:`~vitbench.run.lockstep.BLOCK_S`.
 """
 
 from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Optional
 
 from vitbench.config.spec import Job, ModelEntry, Suite
 from vitbench.records import ModelResult, RelativeLatency
-from vitbench.run.lockstep import LockstepWorker, WorkerGone, median, side_row
+from vitbench.run.lockstep import LockstepWorker, WorkerGone, block_calls, median, side_row
 
 #: the reference when a suite names none: small, conv-only, in every zoo's docs, and a
 #: row of several seed tables
 DEFAULT_REFERENCE = "timm:resnet18"
 #: a suite's ``reference_model: none`` (or ``--reference-model none``) turns it off
 NO_REFERENCE = "none"
-#: target length of one side's block, seconds (each side's calls sized to it)
-BLOCK_S = 0.1
-BLOCK_MAX_CALLS = 100
 #: adaptive stopping per process: at least / at most this many block pairs, and stop early
 #: once the process's ratio CI half-width is within TARGET_CI_PCT
 MIN_PAIRS = 8
 MAX_PAIRS = 12
 TARGET_CI_PCT = 2.0
-#: warm-up of a freshly started side, at least (a block must be steady)
-MIN_WARMUP_S = 0.5
-MIN_WARMUP_CALLS = 10
 #: the reference waits idle while each row's worker starts: a short warm-up again
 REWARM_S = 0.1
 #: the settings a row and its reference must share (the reference copies the row's)
@@ -93,23 +88,13 @@ class LockstepProcess:
     stopped_by: str
 
 
-@dataclass
-class _Side:
-    worker: LockstepWorker
-    job: Job
-    deadline: float
-    calls: int = 1
-    samples_ms: list[float] = field(default_factory=list)
-    ready: dict = field(default_factory=dict)
-
-
 class ReferencePass:
     """The reference worker(s) of one pass over the suite: one per distinct set of shared
     settings, started when a row first needs it, closed with the pass."""
 
     def __init__(self, reference: Job, tmp: Path, label: str = "ref"):
         self.reference, self.tmp, self.label = reference, tmp, label
-        self.sides: dict[tuple, _Side] = {}
+        self.sides: dict[tuple, LockstepWorker] = {}
         self.failed: dict[tuple, str] = {}
         self.samples_ms: list[float] = []
         self.rows = 0
@@ -123,30 +108,33 @@ class ReferencePass:
 
     def close(self) -> None:
         for side in self.sides.values():
-            side.worker.close()
+            side.close()
         self.sides.clear()
 
-    def _reference_for(self, job: Job) -> _Side:
+    def _reference_for(self, job: Job) -> LockstepWorker:
         ref_job = for_row(self.reference, job)
         key = tuple(getattr(ref_job, k) for k in SHARED_SETTINGS)
         if key in self.failed:
             raise ReferenceUnavailable(self.failed[key])
         side = self.sides.get(key)
-        if side is not None and side.worker.proc.poll() is None:
+        if side is not None and side.proc.poll() is None:
             return side
         try:
             side = self._start(ref_job, f"{self.label}-{len(self.sides) + 1}")
-            _warm(side, max(ref_job.warmup, MIN_WARMUP_CALLS), max(ref_job.warmup_s, MIN_WARMUP_S))
+            side.warm()
         except WorkerGone as exc:
             self.failed[key] = f"reference {ref_job.model}: {exc}"
             raise ReferenceUnavailable(self.failed[key]) from None
         self.sides[key] = side
         return side
 
-    def _start(self, job: Job, label: str) -> _Side:
-        side = _Side(LockstepWorker(job, self.tmp, label), job,
-                     deadline=time.monotonic() + job.timeout_s)
-        side.ready = side.worker.receive(side.deadline)
+    def _start(self, job: Job, label: str) -> LockstepWorker:
+        side = LockstepWorker(job, self.tmp, label)
+        try:
+            side.wait_ready()
+        except WorkerGone:
+            side.close()
+            raise
         return side
 
     def time_row(self, job: Job, on_stage: Callable[[str], None] = lambda s: None
@@ -169,27 +157,28 @@ class ReferencePass:
         try:
             return self._blocks(row, ref, on_stage)
         except WorkerGone as exc:
-            if ref.worker.proc.poll() is not None:  # the reference died: not the row's fault
+            if ref.proc.poll() is not None:  # the reference died: not the row's fault
                 self.sides = {k: s for k, s in self.sides.items() if s is not ref}
                 raise ReferenceUnavailable(f"reference {ref.job.model}: {exc}") from None
             status = "timeout" if "timed out" in str(exc) else "failed"
             return LockstepProcess(ModelResult.for_job(job, status=status, error=str(exc)[:800]),
                                    [], [], (0, 0), "failed")
         finally:
-            row.worker.close()
+            row.close()
 
-    def _blocks(self, row: _Side, ref: _Side, on_stage: Callable[[str], None]) -> LockstepProcess:
+    def _blocks(self, row: LockstepWorker, ref: LockstepWorker,
+                on_stage: Callable[[str], None]) -> LockstepProcess:
         job = row.job
-        row_warm = _warm(row, max(job.warmup, MIN_WARMUP_CALLS), max(job.warmup_s, MIN_WARMUP_S))
-        ref_warm = _warm(ref, 2, REWARM_S)
-        row.calls, ref.calls = _calls(row_warm[0]), _calls(ref_warm[0])
+        row_warm = row.warm()
+        ref_warm = ref.warm(2, REWARM_S)
+        row.calls, ref.calls = block_calls(row_warm[0]), block_calls(ref_warm[0])
         ref_before = len(ref.samples_ms)
         log_ratios: list[float] = []
         started, stopped_by = time.monotonic(), "max-pairs"
         on_stage("time vs reference")
         while len(log_ratios) < MAX_PAIRS:
             order = (ref, row) if len(log_ratios) % 2 == 0 else (row, ref)
-            block = {id(side): _block(side) for side in order}
+            block = {id(side): side.block() for side in order}
             log_ratios.append(math.log(median(block[id(row)]) / median(block[id(ref)])))
             if len(log_ratios) >= MIN_PAIRS:
                 halfwidth = ratio_ci_halfwidth_pct(log_ratios)
@@ -199,8 +188,7 @@ class ReferencePass:
             if time.monotonic() - started > job.max_time_s:
                 stopped_by = "max-time"
                 break
-        row.worker.send({"cmd": "finish"})
-        finish = row.worker.receive(row.deadline)
+        finish = row.finish()
         ref_samples = ref.samples_ms[ref_before:]
         self.samples_ms.extend(ref_samples)
         self.rows += 1
@@ -210,23 +198,6 @@ class ReferencePass:
                                     "block_pairs": len(log_ratios), "stopped_by": stopped_by})
         return LockstepProcess(result, log_ratios, ref_samples, (row.calls, ref.calls),
                                stopped_by)
-
-
-def _warm(side: _Side, calls: int, seconds: float) -> tuple[float, int]:
-    side.worker.send({"cmd": "warm", "calls": calls, "seconds": seconds})
-    reply = side.worker.receive(side.deadline)
-    return reply["median_ms"], reply["calls"]
-
-
-def _calls(median_ms: float) -> int:
-    return max(1, min(BLOCK_MAX_CALLS, int(round(BLOCK_S * 1000 / max(median_ms, 1e-6)))))
-
-
-def _block(side: _Side) -> list[float]:
-    side.worker.send({"cmd": "time", "calls": side.calls})
-    samples = side.worker.receive(side.deadline)["samples_ms"]
-    side.samples_ms.extend(samples)
-    return samples
 
 
 def ratio_ci_halfwidth_pct(log_ratios: list[float]) -> Optional[float]:
