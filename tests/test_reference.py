@@ -40,6 +40,13 @@ def test_the_ratio_is_the_median_block_ratio_and_its_ci_covers_every_process():
     assert rel.block_calls == [3, 3] and rel.stopped_by == ["ci-target", "ci-target"]
 
 
+def test_three_processes_or_more_give_the_median_process_ratio():
+    moods = [_process([math.log(r)] * 8) for r in (0.61, 0.62, 0.73)]
+    rel = relative_latency("timm:resnet18", moods)
+    assert rel.ratio == pytest.approx(0.62, rel=1e-6)  # the odd process does not move it
+    assert rel.ci_low <= 0.61 and rel.ci_high >= 0.73  # but the CI says it happened
+
+
 def test_no_timed_process_gives_no_ratio_and_few_pairs_no_ci():
     assert relative_latency("x", [_process([])]) is None
     assert ratio_ci_halfwidth_pct([0.1] * 5) is None

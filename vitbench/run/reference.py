@@ -214,8 +214,10 @@ def relative_latency(reference: str, processes: list[LockstepProcess]) -> Option
     """The row's ratio to the reference over all its lockstep processes (None: none timed).
 
     The process is the unit that repeats (a fresh pair of workers, its own memory layout),
-    so the ratio is the geometric mean of the processes' own median ratios; a median over
-    pooled pairs jumps between two processes that disagree. The CI is the order-statistic
+    so the ratio comes from the processes' own median ratios: their median when there are
+    three or more (one process in an odd mood, measured up to 20 % off its siblings, does not
+    move it), their geometric mean with two; a median over pooled pairs would jump between
+    two processes that disagree. The CI is the order-statistic
     interval of the median over every block pair, widened to take in each process's ratio:
     pairs inside one process are not independent, so the pooled interval alone would claim
     too much."""
@@ -226,7 +228,8 @@ def relative_latency(reference: str, processes: list[LockstepProcess]) -> Option
         return None
     pooled = sorted(x for p in timed for x in p.log_ratios)
     per_process = [median(p.log_ratios) for p in timed]
-    centre = sum(per_process) / len(per_process)
+    centre = (median(per_process) if len(per_process) >= 3
+              else sum(per_process) / len(per_process))
     low, high = median_ci(pooled)
     low, high = min(low, *per_process), max(high, *per_process)
     return RelativeLatency(
