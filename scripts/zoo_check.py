@@ -53,9 +53,9 @@ KNOWN_CAUSES: dict[str, str] = {
         "the CSV's figure is the manual path's, which subtracts the two maps first and does "
         "one A·V: N²·C·depth = 257²·256·14 = 0.237 G less, the whole difference"),
     "samvit_huge_patch16": (
-        "not counted on this machine: 2,982 GMACs at 1024 px; the in-process chunk died on "
-        "it and the retry's worker was killed too (SIGKILL, most likely out of memory: 23 GB "
-        "shared by six jobs)"),
+        "not counted on this machine (23 GB): 2,982 GMACs at 1024 px, and the count needs "
+        "more memory than the machine has; alone on an idle machine its worker reached 23 GB "
+        "resident and was SIGKILLed by the out-of-memory killer (2026-12-02)"),
 }
 
 
@@ -274,7 +274,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=Path("zoo-check"), help="work and result folder")
     parser.add_argument("--seed", type=int, default=18, help="sampling seed")
     parser.add_argument("--count", type=int, default=500, help="models in the sample")
-    parser.add_argument("--chunk", type=int, default=20, help="models per vitbench run")
+    parser.add_argument("--chunk", type=int, default=10, help="models per vitbench run")
     parser.add_argument("--workers", action="store_true",
                         help="one worker process per row (slower) instead of --in-process chunks")
     parser.add_argument("--chunk-timeout", type=float, default=3600,
