@@ -114,7 +114,7 @@ def _relative(row: ModelResult) -> Text:
 def runtime_lines(run: RunResult) -> list[str]:
     """One line per row a deployment runtime ran: its output against eager's, the export."""
     return [f"{row.name} · {row.deployment.check_line()}" for row in run.results
-            if row.deployment is not None and row.deployment.max_abs_error is not None]
+            if row.deployment is not None and row.deployment.checked]
 
 
 def print_results(run: RunResult, out_dir: Optional[str] = None) -> None:

@@ -250,14 +250,15 @@ def static_pass(suite_a: Suite, suite_b: Suite, out_dir: Path, *,
 
 
 def output_checks(runs: dict[str, list[RunResult]]) -> list[str]:
-    """One note per row and side a deployment runtime ran: its output against eager's and
-    the export, from the side's first run that has it (every round exports the same graph)."""
+    """One note per row and side whose output a deployment runtime checked against eager's
+    (with the export), from the side's first run that has it (every round exports the same
+    graph)."""
     notes = []
     for label, side_runs in runs.items():
         seen: set[str] = set()
         for run in side_runs:
             for row in run.results:
-                if row.deployment is not None and row.name not in seen:
+                if row.deployment is not None and row.deployment.checked and row.name not in seen:
                     seen.add(row.name)
                     notes.append(f"output check, side {label}: {row.name} · "
                                  f"{row.deployment.check_line()}")

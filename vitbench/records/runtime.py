@@ -43,6 +43,11 @@ class Deployment(Part):
     outputs_match: Optional[bool] = None
 
     @property
+    def checked(self) -> bool:
+        """The output was compared with eager's (an error figure exists)."""
+        return self.max_abs_error is not None
+
+    @property
     def comparable(self) -> bool:
         """The latency may be set beside eager's: the outputs matched within tolerance."""
         return self.outputs_match is not False
@@ -54,7 +59,8 @@ class Deployment(Part):
                 f"{self.rtol:g}·max|eager|")
 
     def check_line(self) -> str:
-        """The output check and the export in one line (console and ``ab``'s notes)."""
+        """The output check and the export in one line (console and ``ab``'s notes), for a
+        :attr:`checked` deployment."""
         verdict = "matches" if self.comparable else "DIFFERS from (latency not comparable)"
         return (f"{self.runtime} {self.runtime_version or ''}: output {verdict} eager's, "
                 f"max abs error {self.max_abs_error or 0:.1e} (relative "

@@ -250,7 +250,7 @@ def _column_cell(table: Table, merged: MergedRow, column: Column, what: str) -> 
             f"{rel.block_pairs} block pairs in {len(rel.process_ratios)} processes"))
     if what == "output_error":  # a deployment runtime's output against eager's
         d = result.deployment
-        if d is None or d.max_abs_error is None:
+        if d is None or not d.checked:
             return Cell("–", None)
         return Cell(f"{d.max_abs_error:.1e}" + ("" if d.comparable else " ✗"), d.max_abs_error,
                     kind="" if d.comparable else "bad", title=d.error_text())
