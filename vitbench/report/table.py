@@ -362,8 +362,8 @@ def protocol_lines(run: RunLike) -> list[str]:
                     f"× ref: latency as a multiple of {ref.model}'s ({ref.image_size[0]} px, batch "
                     f"{ref.batch_size}: median {fmt_ms(ref.latency.median)} ms in this run), "
                     "each row and the reference timed in alternating ~0.1 s blocks in fresh "
-                    "processes after the first, so the machine's drift cancels; it repeats "
-                    "between runs where the absolute median does not. Rank by it.")
+                    "processes after the first, so the machine's drift cancels; it moves far "
+                    "less between runs than the absolute median, by up to its CI. Rank by it.")
         methods = sorted({r.memory.method for r in timed if r.memory and r.memory.method})
         if methods:
             lines.append("Peak memory: " + "; ".join(methods) + ".")

@@ -217,10 +217,9 @@ def relative_latency(reference: str, processes: list[LockstepProcess]) -> Option
     so the ratio comes from the processes' own median ratios: their median when there are
     three or more (one process in an odd mood, measured up to 20 % off its siblings, does not
     move it), their geometric mean with two; a median over pooled pairs would jump between
-    two processes that disagree. The CI is the order-statistic
-    interval of the median over every block pair, widened to take in each process's ratio:
-    pairs inside one process are not independent, so the pooled interval alone would claim
-    too much."""
+    two processes that disagree. The CI is the order-statistic interval of the median over
+    every block pair, widened to take in each process's ratio: pairs inside one process are
+    not independent, so the pooled interval alone would claim too much."""
     from vitbench.stats import median_ci
 
     timed = [p for p in processes if p.log_ratios]
