@@ -61,6 +61,30 @@ def test_a_forked_worker_measures_a_tiny_model_like_a_fresh_one():
     assert row.counts.gmacs == reference.counts.gmacs
 
 
+def test_a_workers_start_stage_fits_inside_its_life_as_the_parent_saw_it():
+    """The row's ``start`` (creation to build) is measured on the boot clock: never more
+    than the time from asking for the worker to reading its row. (psutil's creation time
+    carried the boot time's whole-second rounding: 0.75 s too much on every row of one boot.)"""
+    from vitbench.run.workers import run_worker
+
+    job = fork_job("tiny", static_only=True)
+    run_worker(job)  # the server is up
+    began = time.monotonic()
+    row = run_worker(job)
+    life = time.monotonic() - began
+    assert row.status == "ok", row.error
+    assert 0 <= row.stage_seconds["start"] <= life
+
+
+def test_process_age_is_on_the_boot_clock_and_bounded_by_the_parents_view():
+    began = time.monotonic()
+    done = subprocess.run([sys.executable, "-c",
+                           "from vitbench.env import process_age_s; print(process_age_s())"],
+                          capture_output=True, text=True, check=True, cwd=REPO)
+    life = time.monotonic() - began
+    assert 0 <= float(done.stdout) <= life
+
+
 def test_threads_are_per_environment_and_a_forked_child_runs_openmp():
     """A second thread count is a second server; the child with 2 threads completes a
     matmul-heavy forward (the server started no OpenMP pool before forking)."""
