@@ -11,45 +11,22 @@ The public API, by pipeline stage (imported lazily: ``import vitbench`` loads no
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+import lazy_loader
 
 __version__ = "0.1.0"
 
-#: public name → the module that defines it
-_API = {
-    "load_suite": "vitbench.config.suite",
-    "parse_suite": "vitbench.config.suite",
-    "Suite": "vitbench.config.spec",
-    "Job": "vitbench.config.spec",
-    "run_suite": "vitbench.run.runner",
-    "RunResult": "vitbench.records",
-    "ModelResult": "vitbench.records",
-    "write_reports": "vitbench.report",
-    "to_frame": "vitbench.report.csv",
-    "read_csv": "vitbench.report.csv",
-    "CSV_COLUMNS": "vitbench.report.csv",
-    "CSV_DTYPES": "vitbench.report.csv",
-    "merge_runs": "vitbench.report.merge",
-    "compare_sides": "vitbench.gate",
-    "load_side": "vitbench.gate",
-    "build_baseline": "vitbench.gate",
-    "profile_model": "vitbench.tools.profile",
-    "sweep": "vitbench.tools.sweep",
-    "ExitCode": "vitbench.errors",
-    "VitbenchError": "vitbench.errors",
-}
-
-__all__ = ["__version__", *_API]
-
-
-def __getattr__(name: str) -> Any:
-    if name in _API:
-        value = getattr(importlib.import_module(_API[name]), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'vitbench' has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return sorted(__all__)
+#: module (relative to vitbench) → the public names it defines, imported on first use
+__getattr__, __dir__, _api = lazy_loader.attach(__name__, submod_attrs={
+    "config.suite": ["load_suite", "parse_suite"],
+    "config.spec": ["Suite", "Job"],
+    "run.runner": ["run_suite"],
+    "records": ["RunResult", "ModelResult"],
+    "report": ["write_reports"],
+    "report.csv": ["to_frame", "read_csv", "CSV_COLUMNS", "CSV_DTYPES"],
+    "report.merge": ["merge_runs"],
+    "gate": ["compare_sides", "load_side", "build_baseline"],
+    "tools.profile": ["profile_model"],
+    "tools.sweep": ["sweep"],
+    "errors": ["ExitCode", "VitbenchError"],
+})
+__all__ = ["__version__", *_api]

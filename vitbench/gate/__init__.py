@@ -24,36 +24,18 @@ scipy. Every module here except the three that start workers is torch-free.
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+import lazy_loader
 
-#: public name → the module that defines it
-_API = {
-    **dict.fromkeys(("BASELINE_SCHEMA", "Baseline", "build_baseline", "load_side"),
-                    "vitbench.gate.baseline"),
-    **dict.fromkeys(("CALIBRATION_MODEL", "GFLOPS", "LATENCY", "METRICS", "METRIC_ALIASES",
-                     "PARAMS", "PEAK_MEMORY", "GateConfig", "GateError"), "vitbench.gate.config"),
-    **dict.fromkeys(("hodges_lehmann_paired", "rounds_needed", "runs_needed", "walsh_ci"),
-                    "vitbench.gate.nonparametric"),
-    **dict.fromkeys(("VERDICT_SCHEMA", "to_markdown", "verdict_document", "write_report",
-                     "write_verdict_json", "write_verdict_markdown"), "vitbench.gate.render"),
-    **dict.fromkeys(("compare_sides", "confirm"), "vitbench.gate.rules"),
-    **dict.fromkeys(("ModelRuns", "Side", "load_results", "side_from_results"),
-                    "vitbench.gate.sides"),
-    **dict.fromkeys(("FAIL", "IMPROVED", "INCONCLUSIVE", "NOT_COMPARABLE", "ON_INCONCLUSIVE",
-                     "PASS", "WARN", "GateReport", "Verdict"), "vitbench.gate.verdict"),
-}
-
-__all__ = sorted(_API)
-
-
-def __getattr__(name: str) -> Any:
-    if name in _API:
-        value = getattr(importlib.import_module(_API[name]), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'vitbench.gate' has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return sorted(__all__)
+#: module → the public names it defines (vitbench.__init__ says why lazily)
+__getattr__, __dir__, __all__ = lazy_loader.attach(__name__, submod_attrs={
+    "baseline": ["BASELINE_SCHEMA", "Baseline", "build_baseline", "load_side"],
+    "config": ["CALIBRATION_MODEL", "GFLOPS", "LATENCY", "METRICS", "METRIC_ALIASES", "PARAMS",
+               "PEAK_MEMORY", "GateConfig", "GateError"],
+    "nonparametric": ["hodges_lehmann_paired", "rounds_needed", "runs_needed", "walsh_ci"],
+    "render": ["VERDICT_SCHEMA", "to_markdown", "verdict_document", "write_report",
+               "write_verdict_json", "write_verdict_markdown"],
+    "rules": ["compare_sides", "confirm"],
+    "sides": ["ModelRuns", "Side", "load_results", "side_from_results"],
+    "verdict": ["FAIL", "IMPROVED", "INCONCLUSIVE", "NOT_COMPARABLE", "ON_INCONCLUSIVE", "PASS",
+                "WARN", "GateReport", "Verdict"],
+})

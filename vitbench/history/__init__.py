@@ -17,31 +17,14 @@ Names are imported on first use: ``import vitbench.history`` loads no SQLAlchemy
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+import lazy_loader
 
-#: public name → the module that defines it
-_API = {
-    **dict.fromkeys(("HISTORY_SCHEMA", "SCHEMA_VERSION"), "vitbench.history.schema"),
-    **dict.fromkeys(("METRICS", "env_key", "env_label", "git_state"), "vitbench.history.record"),
-    **dict.fromkeys(("DEFAULT_HISTORY", "HISTORY_ENV", "History", "HistoryError",
-                     "append_results", "expand", "history_url", "import_results", "is_off",
-                     "open_history"), "vitbench.history.store"),
-    **dict.fromkeys(("Filters", "runs_frame", "series"), "vitbench.history.query"),
-    **dict.fromkeys(("DEFAULT_LAST", "HistoryFilter", "NoComparableHistory",
-                     "baseline_document"), "vitbench.history.baseline"),
-}
-
-__all__ = sorted(_API)
-
-
-def __getattr__(name: str) -> Any:
-    if name in _API:
-        value = getattr(importlib.import_module(_API[name]), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'vitbench.history' has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return sorted(__all__)
+#: module → the public names it defines
+__getattr__, __dir__, __all__ = lazy_loader.attach(__name__, submod_attrs={
+    "schema": ["HISTORY_SCHEMA", "SCHEMA_VERSION"],
+    "record": ["METRICS", "env_key", "env_label", "git_state"],
+    "store": ["DEFAULT_HISTORY", "HISTORY_ENV", "History", "HistoryError", "append_results",
+              "expand", "history_url", "import_results", "is_off", "open_history"],
+    "query": ["Filters", "runs_frame", "series"],
+    "baseline": ["DEFAULT_LAST", "HistoryFilter", "NoComparableHistory", "baseline_document"],
+})
