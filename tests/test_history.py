@@ -9,9 +9,7 @@ point is a real row's shape with a known shift.
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -21,10 +19,9 @@ from typer.testing import CliRunner
 from tests.fixtures_postgres import new_database, postgres_server  # noqa: F401 - a fixture
 from vitbench.cli import app
 from vitbench.history import History, HistoryError, Filters, runs_frame, series
-from vitbench.records import LatencySummary, RunResult
-from vitbench.stats import summarize
+from vitbench.records import RunResult
 
-REPO = Path(__file__).resolve().parents[1]
+from helpers_history import REPO, append_scaled, run_suite, scaled
 runner = CliRunner()
 
 
@@ -55,13 +52,8 @@ def real_run(tmp_path_factory):
     git(code, "add", "hist.yaml", "model.py")
     git(code, "commit", "-q", "-m", "suite")
     (code / "model.py").write_text("# changed, not committed\n")
-    env = {**os.environ, "VITBENCH_HISTORY": "off"}  # the option wins over the variable
-    done = subprocess.run(
-        [sys.executable, "-m", "vitbench", "run", str(code / "hist.yaml"), "--out",
-         str(folder / "run"), "--no-plots", "--processes", "1",
-         "--history", str(folder / "h.sqlite")],
-        cwd=REPO, capture_output=True, text=True, timeout=300, env=env)
-    assert done.returncode == 0, done.stderr[-2000:]
+    done = run_suite(code / "hist.yaml", folder / "run",  # the option wins over the variable
+                     "--history", str(folder / "h.sqlite"))
     return {"results": folder / "run" / "results.json", "db": folder / "h.sqlite",
             "stderr": done.stderr, "head": git(code, "rev-parse", "HEAD")}
 
@@ -72,32 +64,6 @@ def db(request, tmp_path):
     if request.param == "sqlite":
         return str(tmp_path / "history.sqlite")
     return new_database(request.getfixturevalue("postgres_server"))
-
-
-def shifted(run: RunResult, i: int, factor: float, *, day: int | None = None,
-            threads: int | None = None) -> RunResult:
-    """``run`` as another run: new id and date, every latency sample × ``factor``."""
-    copy = run.model_copy(deep=True)
-    day = i + 1 if day is None else day
-    copy.run_id = f"202611{day:02d}T000000Z-{i:06x}"
-    copy.created_utc = f"2026-11-{day:02d}T00:00:00+00:00"
-    for row in copy.results:
-        if threads is not None:
-            row.threads = threads
-        if row.latency is not None and row.latency.samples_ms:
-            samples = [s * factor for s in row.latency.samples_ms]
-            summary = LatencySummary.of(summarize(samples))
-            row.latency = row.latency.model_copy(update={"samples_ms": samples,
-                                                         "summary": summary})
-    return copy
-
-
-def history_of(db, run: RunResult, factors, **kwargs) -> list[RunResult]:
-    runs = [shifted(run, i, f, **kwargs) for i, f in enumerate(factors)]
-    with History(db) as history:
-        for i, each in enumerate(runs):
-            history.append(each, commit=f"{i:02d}" + "c" * 38, dirty=i == 3)
-    return runs
 
 
 def test_a_run_appends_itself_with_its_commit_versions_and_suite_hash(real_run):
@@ -140,8 +106,8 @@ def test_appending_or_importing_twice_never_duplicates(db, real_run, tmp_path):
 
 def test_series_and_the_listing_filter_by_suite_model_metric_env_date_and_commit(db, real_run):
     run = RunResult.load(real_run["results"])
-    history_of(db, run, [1.0, 1.0, 1.0, 1.0])
-    history_of(db, run, [1.0, 1.0], day=20, threads=2)  # another environment (2 threads)
+    append_scaled(db, run, [1.0, 1.0, 1.0, 1.0], dirty_at=3)
+    append_scaled(db, run, [1.0, 1.0], day=20, threads=2)  # another environment (2 threads)
     everything = series(db, metric="latency_ms")
     assert len(everything) == 6
     assert everything["env_key"].nunique() == 2
@@ -172,9 +138,9 @@ def test_series_and_the_listing_filter_by_suite_model_metric_env_date_and_commit
 def test_compare_against_the_last_n_comparable_runs_of_the_history(db, real_run, tmp_path):
     run = RunResult.load(real_run["results"])
     noise = 1 + 0.004 * np.random.default_rng(3).standard_normal(8)
-    history_of(db, run, list(noise))
-    history_of(db, run, [1.0, 1.0], day=25, threads=2)  # not comparable: other settings
-    static = shifted(run, 50, 1.0, day=27)  # the newest, but static-only: no latency
+    append_scaled(db, run, list(noise), dirty_at=3)
+    append_scaled(db, run, [1.0, 1.0], day=25, threads=2)  # not comparable: other settings
+    static = scaled(run, 50, 1.0, day=27)  # the newest, but static-only: no latency
     for row in static.results:
         row.latency = None
     with History(db) as history:
@@ -182,7 +148,7 @@ def test_compare_against_the_last_n_comparable_runs_of_the_history(db, real_run,
     candidates = []
     for i, factor in enumerate((1.30, 1.31, 1.29, 1.30)):
         path = tmp_path / f"c{i}" / "results.json"
-        shifted(run, 100 + i, factor, day=28).save(path)
+        scaled(run, 100 + i, factor, day=28).save(path)
         candidates.append(str(path))
     slower = runner.invoke(app, ["compare", "history:hist,last=6", *candidates,
                                  "--history", db, "--metrics", "params,gflops,latency"])
@@ -192,13 +158,13 @@ def test_compare_against_the_last_n_comparable_runs_of_the_history(db, real_run,
     same = []
     for i, factor in enumerate((1.0, 1.002, 0.998, 1.001)):
         path = tmp_path / f"s{i}" / "results.json"
-        shifted(run, 200 + i, factor, day=28).save(path)
+        scaled(run, 200 + i, factor, day=28).save(path)
         same.append(str(path))
     passed = runner.invoke(app, ["compare", "history:", *same, "--history", db])
     assert passed.exit_code == 0, passed.output
     assert "8 comparable run(s)" in passed.stderr
     elsewhere = [str(tmp_path / "o" / "results.json")]
-    shifted(run, 300, 1.0, day=28, threads=4).save(elsewhere[0])
+    scaled(run, 300, 1.0, day=28, threads=4).save(elsewhere[0])
     none = runner.invoke(app, ["compare", "history:", *elsewhere, "--history", db])
     assert none.exit_code == 3 and "no run in" in none.stderr, none.output
     bad = runner.invoke(app, ["compare", "history:last=x", *same, "--history", db])

@@ -7,7 +7,6 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -18,11 +17,9 @@ from vitbench.cli import app
 from vitbench.history.changes import (find_changes, find_splits, latest_regressions,
                                       level_changes)
 from vitbench.history.query import series
-from vitbench.history.store import History
-from vitbench.records import LatencySummary, RunResult
-from vitbench.stats import summarize
+from vitbench.records import RunResult
 
-REPO = Path(__file__).resolve().parents[1]
+from helpers_history import REPO, append_scaled, commit_of, run_suite
 runner = CliRunner()
 
 SUITE = """name: trendy
@@ -73,31 +70,13 @@ def real_run(tmp_path_factory) -> RunResult:
     """One real timed `vitbench run` of a tiny model (a worker process)."""
     folder = tmp_path_factory.mktemp("trend")
     (folder / "trendy.yaml").write_text(SUITE.format(repo=REPO), encoding="utf-8")
-    done = subprocess.run(
-        [sys.executable, "-m", "vitbench", "run", str(folder / "trendy.yaml"), "--out",
-         str(folder / "run"), "--no-plots", "--processes", "1", "--history", "off"],
-        cwd=REPO, capture_output=True, text=True, timeout=300,
-        env={**os.environ, "VITBENCH_HISTORY": "off"})
-    assert done.returncode == 0, done.stderr[-2000:]
+    run_suite(folder / "trendy.yaml", folder / "run", "--history", "off")
     return RunResult.load(folder / "run" / "results.json")
 
 
 def history(db: Path, run: RunResult, factors, folder: Path) -> None:
-    """``run`` copied once per factor (its latency samples × factor), one day apart, each
-    saved as a run folder and appended with its own commit."""
-    with History(db) as h:
-        for i, factor in enumerate(factors):
-            copy = run.model_copy(deep=True)
-            copy.run_id = f"202611{i + 1:02d}T000000Z-{i:06x}"
-            copy.created_utc = f"2026-11-{i + 1:02d}T00:00:00+00:00"
-            for row in copy.results:
-                samples = [s * factor for s in row.latency.samples_ms]
-                row.latency = row.latency.model_copy(update={
-                    "samples_ms": samples, "summary": LatencySummary.of(summarize(samples))})
-            source = folder / copy.run_id / "results.json"
-            source.parent.mkdir(parents=True)
-            source.write_text(copy.model_dump_json(), encoding="utf-8")
-            h.append(copy, source=str(source), commit=f"{i:02d}" + "ab" * 19, dirty=False)
+    """``run`` once per factor, each saved as a run folder (the dashboard links to it)."""
+    append_scaled(db, run, factors, folder=folder)
 
 
 def test_changes_on_a_real_history_report_run_commit_size_and_p(real_run, tmp_path):
@@ -109,7 +88,7 @@ def test_changes_on_a_real_history_report_run_commit_size_and_p(real_run, tmp_pa
     change = found[0]
     assert (change.model, change.metric, change.index, change.runs) == ("Tiny", "latency_ms",
                                                                         10, 14)
-    assert change.commit == "10" + "ab" * 19 and change.direction == "regression"
+    assert change.commit == commit_of(10) and change.direction == "regression"
     assert change.ci_low_pct < change.change_pct < change.ci_high_pct
     assert 15 < change.change_pct < 35 and change.p_value < 0.01
     assert latest_regressions(found, window=5) == [change]
