@@ -169,4 +169,4 @@ def test_out_that_is_a_file_is_a_one_line_error(repo_root, tmp_path):
     target = tmp_path / "a-file"
     target.write_text("x")
     result = runner.invoke(app, ["run", str(repo_root / "tests/data/tiny.yaml"), "--out", str(target)])
-    assert result.exit_code == 2 and "cannot create the result folder" in result.output
+    assert result.exit_code == 2 and "cannot create the folder (it is a file)" in result.output

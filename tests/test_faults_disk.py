@@ -344,6 +344,29 @@ def test_the_lock_is_released_when_the_run_ends(tmp_path):
     claim_run_folder(tmp_path / "out").release()
 
 
+def test_report_and_ab_refuse_a_folder_another_command_is_writing(suite, tmp_path):
+    """`report` into a run's folder while something holds it (a run still writing it), and
+    `ab` into a held --out, are refused with one line and write nothing there; once it is
+    released the report is written and leaves no lock file behind."""
+    from vitbench.files import LOCK_FILE, FolderLock
+
+    folder, ab_out = tmp_path / "run", tmp_path / "ab"
+    folder.mkdir()
+    ab_out.mkdir()
+    shutil.copy(REPO / "tests" / "data" / "report_cpu_b1.json", folder / "results.json")
+    with FolderLock(folder), FolderLock(ab_out):
+        assert_clean_failure(vitbench_cli("report", str(folder), "--format", "md"), 2,
+                             f"the report folder {folder} is in use by another vitbench run",
+                             f"pid {os.getpid()}")
+        assert_clean_failure(vitbench_cli("ab", str(suite), str(suite), "--runs", "2", "--out",
+                                          str(ab_out), "--history", "off", env=QUIET), 2,
+                             f"--out {ab_out} is in use by another vitbench run")
+        assert sorted(p.name for p in folder.iterdir()) == [LOCK_FILE, "results.json"]
+        assert [p.name for p in ab_out.iterdir()] == [LOCK_FILE]
+    assert_clean_success(vitbench_cli("report", str(folder), "--format", "md"))
+    assert (folder / "results.md").is_file() and not (folder / LOCK_FILE).exists()
+
+
 def test_default_folders_never_collide(monkeypatch, tmp_path):
     """Two runs in the same second get two folders (the second with a suffix)."""
     from vitbench.config.suite import load_suite

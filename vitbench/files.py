@@ -172,7 +172,7 @@ class FolderLock:
     process ends (the kernel drops it when a process dies, even by SIGKILL, so a stale lock
     file never blocks anyone). The file holds the owner's pid, for the refusal message."""
 
-    def __init__(self, folder: Path):
+    def __init__(self, folder: Path, option: str = "--out"):
         import fcntl
 
         self.path = folder / LOCK_FILE
@@ -185,8 +185,8 @@ class FolderLock:
                 os.close(fd)
                 pid = f"pid {owner}" if owner.isdigit() else "pid unknown"
                 raise OutputFolderError(
-                    f"--out {folder} is in use by another vitbench run ({pid}): wait for it to "
-                    f"finish or choose another folder") from None
+                    f"{option} {folder} is in use by another vitbench run ({pid}): wait for it "
+                    f"to finish or choose another folder") from None
             except BaseException:
                 os.close(fd)
                 raise
@@ -202,6 +202,12 @@ class FolderLock:
         self.fd: Optional[int] = fd
         atexit.register(self.release)
 
+    def __enter__(self) -> "FolderLock":
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.release()
+
     def release(self) -> None:
         """Remove the lock file, then let go (in that order, so no one else's lock is
         removed)."""
@@ -216,6 +222,26 @@ class FolderLock:
         atexit.unregister(self.release)
 
 
+def lock_folder(folder: str | Path, option: str = "--out") -> FolderLock:
+    """``folder`` created if missing and locked (:class:`FolderLock`) for the command that
+    writes into it (``run``, ``report``, ``ab``): another one writing there at the same time
+    is refused, not interleaved. Raises :class:`OutputFolderError`, one line naming it."""
+    folder = Path(folder)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:
+        raise OutputFolderError(f"{option} {folder}: cannot create the folder (it is a file): "
+                                f"choose another path") from None
+    except OSError as exc:
+        raise OutputFolderError(f"{option} {folder}: cannot create the folder "
+                                f"({cause_of(exc)}): choose another folder") from None
+    try:
+        return FolderLock(folder, option)
+    except OSError as exc:
+        raise OutputFolderError(f"{option} {folder}: cannot write in this folder "
+                                f"({cause_of(exc)}): choose another folder") from None
+
+
 def claim_run_folder(folder: str | Path, *, replace: bool = False) -> FolderLock:
     """Make ``folder`` this run's (``vitbench run --out``): created if missing, locked
     against a concurrent run, refused when it holds a previous run unless ``replace``, in
@@ -223,19 +249,7 @@ def claim_run_folder(folder: str | Path, *, replace: bool = False) -> FolderLock
     :class:`OutputFolderError` with one line naming the folder; the lock is held until the
     process ends."""
     folder = Path(folder)
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except FileExistsError:
-        raise OutputFolderError(f"--out {folder}: cannot create the result folder (it is a "
-                                f"file): choose another path") from None
-    except OSError as exc:
-        raise OutputFolderError(f"--out {folder}: cannot create the result folder "
-                                f"({cause_of(exc)}): choose another folder") from None
-    try:
-        lock = FolderLock(folder)
-    except OSError as exc:
-        raise OutputFolderError(f"--out {folder}: cannot write in this folder "
-                                f"({cause_of(exc)}): choose another folder") from None
+    lock = lock_folder(folder)
     held = previous_run(folder)
     if held and not replace:
         lock.release()

@@ -22,7 +22,7 @@ from vitbench.cli.app import app, fail
 from vitbench.cli.history import append_to_history, history_baseline_side, history_option
 from vitbench.cli.signals import interrupted, signals_interrupt
 from vitbench.errors import ExitCode, VitbenchError
-from vitbench.files import utc_now, utc_stamp
+from vitbench.files import lock_folder, utc_now, utc_stamp
 from vitbench.gate.config import METRIC_ALIASES, METRICS, GateConfig
 from vitbench.gate.verdict import DESIGNS, ON_INCONCLUSIVE, GateReport
 
@@ -257,18 +257,20 @@ def ab(
         warning = too_few_runs_warning(a, b, runs, options.config.alpha, design)
         if warning:
             err.print(f"[yellow]warning:[/yellow] {escape(warning)}", highlight=False)
-        with signals_interrupt():  # SIGTERM/SIGHUP stop it as Ctrl-C does
+        # the folder is ours until the verdict is written; SIGTERM/SIGHUP stop as Ctrl-C does
+        with lock_folder(out_dir), signals_interrupt():
             report, _ = run_ab(a, b, runs, out_dir, overrides=overrides, config=options.config,
                                confirm_failures=confirm, seed=seed, design=design,
                                progress=lambda m: err.print(m, markup=False, highlight=False))
+            made = sorted(out_dir.glob("**/results.json"))
+            append_to_history(history, made, kind="ab",
+                              labels=[str(p.parent.relative_to(out_dir)) for p in made])
+            code = _emit(report, out_dir, options)
     except VitbenchError as exc:  # a DiskError keeps its exit code 4
         raise fail(str(exc), exc.exit_code) from None
     except KeyboardInterrupt as exc:  # the workers are killed; finished rounds are on disk
         raise interrupted(exc, kept_rounds(out_dir)) from None
-    made = sorted(out_dir.glob("**/results.json"))
-    append_to_history(history, made, kind="ab",
-                      labels=[str(p.parent.relative_to(out_dir)) for p in made])
-    raise typer.Exit(_emit(report, out_dir, options))
+    raise typer.Exit(code)
 
 
 def _on_runtimes(a, runtime_a: Optional[str], b, runtime_b: Optional[str],

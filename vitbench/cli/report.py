@@ -9,7 +9,7 @@ import typer
 
 from vitbench.cli.app import app, fail
 from vitbench.errors import VitbenchError
-from vitbench.files import utc_stamp
+from vitbench.files import lock_folder, utc_stamp
 
 
 @app.command()
@@ -49,13 +49,15 @@ def report(
         raise fail(str(exc))
     if not wanted:
         raise fail("--format: name at least one of md, csv, html, png, svg")
+    option = "--out" if out is not None else "the report folder"
     if out is None:
         if len(paths) == 1:
             out = paths[0].parent
         else:
             out = Path("results") / (runs[0].suite.get("name") or "merged") / f"merged-{utc_stamp()}"
-    try:
-        written = write_reports(merged, out, wanted)
+    try:  # a run still writing that folder, or another report: refused
+        with lock_folder(out, option):
+            written = write_reports(merged, out, wanted)
     except VitbenchError as exc:  # DiskError: "cannot write PATH: CAUSE", exit 4
         raise fail(str(exc), exc.exit_code) from None
     columns = ", ".join(c.label for c in merged.columns) or "no timed columns"

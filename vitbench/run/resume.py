@@ -58,7 +58,7 @@ def claim_for_resume(folder: str | Path) -> tuple[FolderLock, RunResult]:
         raise ResumeError(f"--resume {folder}: no such folder: give the folder of the run "
                           f"to finish")
     try:
-        lock = FolderLock(folder)
+        lock = FolderLock(folder, "--resume")
     except OSError as exc:
         raise OutputFolderError(f"--resume {folder}: cannot write in this folder "
                                 f"({cause_of(exc)})") from None
