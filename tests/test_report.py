@@ -62,7 +62,7 @@ def test_markdown_is_paper_style():
     table = report.markdown_table(run)
     names = [line.split("|")[1].strip() for line in table.splitlines()[2:] if line.startswith("|")]
     assert names == [r.name for r in run.results]            # the suite's order and labels
-    assert "Params (M)" in table and "CPU latency (ms)" in table and "peak mem (MB)" in table
+    assert "Params (M)" in table and "CPU latency (ms)" in table and "peak mem (MiB)" in table
     # long reasons are footnotes, not cell text; identical reasons share one footnote
     assert "unavailable[^1]" in table
     reasons = [r.error for r in run.results if r.status == "unavailable"]

@@ -70,7 +70,7 @@ def results_table(run: RunResult) -> Table:
     if relative:  # the figure that repeats between runs (vitbench.run.reference)
         table.add_column("× ref\n±95% CI", justify="right")
     table.add_column("img/s", justify="right")
-    table.add_column("Mem\n(MB)", justify="right")
+    table.add_column("Mem\n(MiB)", justify="right")
     table.add_column("Status", overflow="fold", max_width=40)
     footnotes: dict[str, int] = {}
     for row in run.results:

@@ -157,7 +157,7 @@ def build_table(data: RunLike) -> Table:
                for r in report.rows):
             heads.append((f"{group} throughput (img/s)", group, "img/s", True))
             column_fields.append((column, "throughput"))
-        heads.append((f"{group} peak mem (MB)", group, "mem (MB)", True))
+        heads.append((f"{group} peak mem (MiB)", group, "mem (MiB)", True))
         column_fields.append((column, "memory"))
         if any(_energy_j_per_img(r.cell(column)) is not None
                for r in report.rows if r.cell(column) is not None):
