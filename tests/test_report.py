@@ -27,6 +27,36 @@ def _golden(name: str, text: str) -> None:
     assert_matches_golden(DATA / name, text)
 
 
+def test_the_run_sink_rewrites_the_views_only_while_cheap_and_always_at_the_end(monkeypatch,
+                                                                              tmp_path):
+    """While a run goes, CSV/Markdown are rewritten when the last rewrite took at most
+    VIEWS_CPU_SHARE of the time since it (a clock that moves only when told: exact); a run
+    that has ended (complete, or interrupted: finished_utc set) is always written."""
+    now = [0.0]
+    monkeypatch.setattr(report.time, "monotonic", lambda: now[0])
+    real_write = report.write_reports
+    writes = []
+
+    def write_taking_1s(run, out_dir, formats):
+        writes.append(tuple(formats))
+        now[0] += 1.0
+        return real_write(run, out_dir, formats)
+
+    monkeypatch.setattr(report, "write_reports", write_taking_1s)
+    run = RunResult.load(CPU_B1)
+    run.finished_utc = None
+    sink = report.report_sink(tmp_path, final_formats="md,csv,html")
+    sink(run, False)                        # t=0: first state, written (1 s)
+    now[0] = 1.0 + 0.9 / report.VIEWS_CPU_SHARE
+    sink(run, False)                        # too soon after a 1 s rewrite: skipped
+    now[0] = 1.0 + 1.0 / report.VIEWS_CPU_SHARE
+    sink(run, False)                        # written
+    sink(run.model_copy(update={"finished_utc": "2026-12-02T00:00:00+00:00"}), False)
+    sink(run, True)                         # complete: the final formats
+    assert writes == [("csv", "md")] * 3 + [("md", "csv", "html")]
+    assert {p.name for p in tmp_path.iterdir()} >= {"results.csv", "results.md", "report.html"}
+
+
 def test_markdown_matches_golden():
     _golden("report_golden.md", report.to_markdown(RunResult.load(CPU_B1)))
 
