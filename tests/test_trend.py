@@ -74,15 +74,10 @@ def real_run(tmp_path_factory) -> RunResult:
     return RunResult.load(folder / "run" / "results.json")
 
 
-def history(db: Path, run: RunResult, factors, folder: Path) -> None:
-    """``run`` once per factor, each saved as a run folder (the dashboard links to it)."""
-    append_scaled(db, run, factors, folder=folder)
-
-
 def test_changes_on_a_real_history_report_run_commit_size_and_p(real_run, tmp_path):
     db = tmp_path / "h.sqlite"
     factors = noisy(14, 3, 0.01) * np.where(np.arange(14) >= 10, 1.25, 1.0)
-    history(db, real_run, factors, tmp_path)
+    append_scaled(db, real_run, factors, folder=tmp_path)
     found = find_changes(series(db, suite="trendy", metric=["latency_ms", "params_m"]))
     assert len(found) == 1
     change = found[0]
@@ -98,8 +93,8 @@ def test_changes_on_a_real_history_report_run_commit_size_and_p(real_run, tmp_pa
 def test_trend_writes_charts_and_a_dashboard_and_exits_1_on_a_latest_regression(real_run,
                                                                                tmp_path):
     db = tmp_path / "h.sqlite"
-    history(db, real_run, noisy(16, 4, 0.01) * np.where(np.arange(16) >= 11, 1.3, 1.0),
-            tmp_path)
+    append_scaled(db, real_run, noisy(16, 4, 0.01) * np.where(np.arange(16) >= 11, 1.3, 1.0),
+                  folder=tmp_path)
     out = tmp_path / "trend"
     done = runner.invoke(app, ["trend", "trendy", "--history", str(db), "--out", str(out),
                                "--changes", "--json", "--metric", "latency_ms",
@@ -127,7 +122,7 @@ def test_trend_bad_input_is_one_line_and_exit_2(real_run, tmp_path):
                                   "--changes"])
     assert missing.exit_code == 2 and "no history database" in missing.output
     db = tmp_path / "h.sqlite"
-    history(db, real_run, [1.0, 1.0, 1.0], tmp_path)
+    append_scaled(db, real_run, [1.0, 1.0, 1.0], folder=tmp_path)
     assert runner.invoke(app, ["trend", "trendy", "--history", str(db)]).exit_code == 2
     other = runner.invoke(app, ["trend", "other", "--history", str(db), "--changes"])
     assert other.exit_code == 2 and "no " in other.output and "other" in other.output
@@ -144,8 +139,8 @@ HAVE_CHROMIUM = any(shutil.which(b) for b in ("chromium", "chromium-browser", "g
 def test_the_dashboard_renders_in_headless_chromium(real_run, tmp_path):
     assert HAVE_CHROMIUM, "VITBENCH_REQUIRE_CHROMIUM=1 but no chromium on PATH"
     db = tmp_path / "h.sqlite"
-    history(db, real_run, noisy(10, 5, 0.01) * np.where(np.arange(10) >= 6, 1.3, 1.0),
-            tmp_path)
+    append_scaled(db, real_run, noisy(10, 5, 0.01) * np.where(np.arange(10) >= 6, 1.3, 1.0),
+                  folder=tmp_path)
     out = tmp_path / "trend"
     done = runner.invoke(app, ["trend", "trendy", "--history", str(db), "--out", str(out),
                                "--metric", "latency_ms", "--metric", "params_m"])

@@ -44,14 +44,14 @@ def _short_error(exc: BaseException) -> str:
 
 
 def measure_job(job: Job, on_stage: StageCallback = lambda stage: None, *,
-                process_started: Optional[float] = None) -> ModelResult:
+                fresh_process: bool = False) -> ModelResult:
     """Measure ``job`` and return its row. Never raises for a model's own failure.
-    ``process_started`` (a worker's creation time, ``time.time()`` scale) gives the row's
-    ``start`` stage: the process's start-up and imports, until the build begins."""
+    ``fresh_process`` (a worker started for this job): the process's age when the build
+    begins is the row's ``start`` stage, its start-up and imports."""
     import torch
 
     from vitbench.build import zoo
-    from vitbench.env import load_average
+    from vitbench.env import load_average, process_age_s
 
     with DeviceSession(job) as session:
         row = ModelResult.for_job(job)
@@ -60,8 +60,9 @@ def measure_job(job: Job, on_stage: StageCallback = lambda stage: None, *,
         import fvcore.nn  # noqa: F401 - imported before the baseline so it is not "model memory"
 
         zoo.import_zoo(job.model)
-        if process_started is not None:
-            row.stage_seconds["start"] = round(max(0.0, time.time() - process_started), 3)
+        age = process_age_s() if fresh_process else None
+        if age is not None:
+            row.stage_seconds["start"] = round(age, 3)
         rss_before_build_kib = proc_status_kib("VmRSS")
         stage = "build"
         started = time.perf_counter()

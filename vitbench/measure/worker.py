@@ -23,7 +23,6 @@ import os
 import signal
 import sys
 import threading
-import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Optional
 
@@ -131,10 +130,7 @@ def main(argv: list[str]) -> int:
 
         on_stage("import")
         import_zoo(job.model)  # an exception is kept for the build stage to report
-    from vitbench.env import process_age_s
-
-    age = process_age_s()
-    row = measure_job(job, on_stage, process_started=None if age is None else time.time() - age)
+    row = measure_job(job, on_stage, fresh_process=True)
     from vitbench.files import write_atomic
 
     write_atomic(row_path, row.model_dump_json())  # whole or absent: the parent reads it

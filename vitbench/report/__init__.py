@@ -125,7 +125,7 @@ def report_sink(out_dir: str | Path, final_formats: str | Iterable[str] = ALL_FO
 
     def sink(run, complete: bool) -> None:
         began = time.monotonic()
-        ended = complete or getattr(run, "finished_utc", None)
+        ended = complete or run.finished_utc is not None
         if not ended and began - last["at"] < last["took"] / VIEWS_CPU_SHARE:
             return
         write_reports(run, out_dir, formats=final if complete else DEFAULT_FORMATS)
